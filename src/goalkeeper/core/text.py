@@ -1,0 +1,276 @@
+"""Text utilities shared by the detectors: tokens, trigrams, similarity, normalisation.
+
+Everything here is a pure function of its input. Two families live here:
+
+* **Similarity** (goal relevance, near-duplicate steps): :func:`tokens` (the reference recipe:
+  identifiers matched by ``[a-zA-Z_][a-zA-Z0-9_]*``, lower-cased, English stop words removed, longer
+  than 2 characters), :func:`trigrams`, :func:`jaccard`, and the :class:`Embedder` protocol with its
+  lexical default :class:`LexicalEmbedder` (``0.7 * token Jaccard + 0.3 * trigram Jaccard``).
+* **Normalisation** for loop detection: :func:`mask_volatile` replaces details that change between
+  otherwise identical calls (UUIDs, long hex ids, timestamps, durations, addresses) with
+  placeholders, and :func:`canonical_args` turns tool arguments into one canonical string (sorted
+  keys, collapsed whitespace, volatile keys and values masked). Two calls that differ only in such
+  details get the same key; two calls on different business objects (``reservation_id="ABC123"``
+  vs ``"XYZ789"``) keep different keys, because checking five reservations is work, not a loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from ..errors import ConfigurationError
+
+__all__ = [
+    "STOP_WORDS",
+    "VOLATILE_ARG_KEYS",
+    "DenseEmbedder",
+    "Embedder",
+    "LexicalEmbedder",
+    "LexicalVector",
+    "canonical_args",
+    "collapse_ws",
+    "jaccard",
+    "mask_volatile",
+    "stable_hash",
+    "tokens",
+    "trigrams",
+]
+
+#: English stop words removed before lexical comparison (the reference uses "100+").
+STOP_WORDS: frozenset[str] = frozenset(
+    """
+    a about above after again against all also am an and any are aren't as at be because been
+    before being below between both but by can can't cannot could couldn't did didn't do does
+    doesn't doing don't down during each few for from further had hadn't has hasn't have haven't
+    having he he'd he'll he's her here here's hers herself him himself his how how's i i'd i'll
+    i'm i've if in into is isn't it it's its itself just let's me more most mustn't my myself no
+    nor not now of off on once only or other ought our ours ourselves out over own same shan't she
+    she'd she'll she's should shouldn't so some such than that that's the their theirs them
+    themselves then there there's these they they'd they'll they're they've this those through to
+    too under until up very was wasn't we we'd we'll we're we've were weren't what what's when
+    when's where where's which while who who's whom why why's will with won't would wouldn't you
+    you'd you'll you're you've your yours yourself yourselves get got let may might must shall
+    use used using via yet
+    """.split()
+)
+
+_TOKEN_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_WS_RE = re.compile(r"\s+")
+
+
+def tokens(text: str) -> frozenset[str]:
+    """Return the content words of ``text``: identifiers, lower-cased, stop words and words of
+    two characters or fewer removed."""
+    return frozenset(
+        t for t in (m.lower() for m in _TOKEN_RE.findall(text)) if len(t) > 2 and t not in STOP_WORDS
+    )
+
+
+def trigrams(text: str) -> frozenset[str]:
+    """Return every 3-character substring of ``text`` lower-cased with whitespace collapsed."""
+    s = collapse_ws(text.lower())
+    return frozenset(s[i : i + 3] for i in range(len(s) - 2))
+
+
+def jaccard(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> float:
+    """Jaccard index ``|a & b| / |a | b|``; two empty sets give 0.0 (no evidence of similarity)."""
+    if not a and not b:
+        return 0.0
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter)
+
+
+def collapse_ws(text: str) -> str:
+    """Strip ``text`` and collapse every run of whitespace to one space."""
+    return _WS_RE.sub(" ", text).strip()
+
+
+def stable_hash(text: str, length: int = 16) -> str:
+    """A process-independent hex digest of ``text`` (BLAKE2b; ``hash()`` is salted per process)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()[
+        :length
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Volatile-detail masking
+# ---------------------------------------------------------------------------------------------
+
+# Order matters: the most specific patterns run first so that, for example, the digits inside an
+# ISO timestamp are not first eaten by the generic long-number rule.
+_VOLATILE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # UUIDs (any version), with or without braces.
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+     "<uuid>"),
+    # ISO-8601 / RFC 3339 date-times, e.g. 2024-05-20T11:03:22.123Z or 2024-05-20 11:03:22+02:00.
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?\b"),
+     "<ts>"),
+    # Clock times such as 11:03:22 or 11:03:22.123.
+    (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<time>"),
+    # Memory addresses and hex literals.
+    (re.compile(r"\b0x[0-9a-fA-F]{4,}\b"), "<addr>"),
+    # Long hex ids (git shas, request ids, hashes): 8+ hex chars containing a digit and a letter.
+    (re.compile(r"\b(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),
+    # Epoch timestamps in seconds or milliseconds (10 or 13 digits), possibly fractional.
+    (re.compile(r"\b\d{10}(?:\d{3})?(?:\.\d+)?\b"), "<epoch>"),
+    # Durations: 12ms, 0.53s, 1.2 sec, 3.4 seconds, 250 µs.
+    (re.compile(r"\b\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?)\b"),
+     "<dur>"),
+    # Process ids and ports as they appear in tool output: "pid 1234", "pid=1234", "PID: 1234".
+    (re.compile(r"\b(pid|port|thread|tid)\s*[:=]?\s*\d+\b", re.IGNORECASE), r"\1 <n>"),
+)
+
+#: Argument keys whose values are volatile by nature and never distinguish two calls.
+VOLATILE_ARG_KEYS: frozenset[str] = frozenset(
+    {
+        "request_id", "requestid", "trace_id", "traceid", "span_id", "spanid", "nonce",
+        "timestamp", "ts", "time", "idempotency_key", "idempotencykey", "correlation_id",
+        "correlationid", "call_id", "callid", "tool_call_id", "message_id", "messageid", "seed",
+        "thought", "thoughts", "reasoning", "rationale",
+    }
+)
+
+
+def mask_volatile(text: str) -> str:
+    """Replace volatile details in ``text`` with placeholders and collapse whitespace.
+
+    >>> mask_volatile("job 3f2a9c1e77 done at 2024-05-20T11:03:22Z in 0.53s")
+    'job <hex> done at <ts> in <dur>'
+    """
+    for pattern, repl in _VOLATILE_PATTERNS:
+        text = pattern.sub(repl, text)
+    return collapse_ws(text)
+
+
+def _canonical(value: Any) -> Any:
+    """Canonicalise a JSON-like value: masked strings, sorted keys, volatile keys dropped."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): _canonical(v)
+            for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+            if str(k).lower() not in VOLATILE_ARG_KEYS
+        }
+    if isinstance(value, str):
+        return mask_volatile(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return repr(value)
+        return value
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    return mask_volatile(repr(value))
+
+
+def canonical_args(args: Mapping[str, Any] | None) -> str:
+    """One canonical string for tool arguments.
+
+    Key order, whitespace inside string values, volatile keys (:data:`VOLATILE_ARG_KEYS`) and
+    volatile values (:func:`mask_volatile`) do not change the result.
+    """
+    if not args:
+        return "{}"
+    return json.dumps(_canonical(args), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedders
+# ---------------------------------------------------------------------------------------------
+
+V = TypeVar("V")
+
+
+@runtime_checkable
+class Embedder(Protocol[V]):
+    """Turns text into a representation and scores two representations.
+
+    Implement this to plug an embedding model into drift detection: ``embed`` is called once for the
+    goal and once per step, ``similarity`` compares them and must return a value in [0, 1] (1 means
+    "about the same thing"). The default, :class:`LexicalEmbedder`, needs no model.
+    """
+
+    def embed(self, text: str) -> V:
+        """Return the representation of ``text``."""
+        ...
+
+    def similarity(self, a: V, b: V) -> float:
+        """Return how similar two representations are, in [0, 1]."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalVector:
+    """The lexical representation of a text: its content tokens and character trigrams."""
+
+    tokens: frozenset[str]
+    trigrams: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalEmbedder:
+    """Lexical similarity: ``token_weight * Jaccard(tokens) + (1 - token_weight) * Jaccard(trigrams)``.
+
+    The 0.7/0.3 split is the reference GoalDNA fingerprint. Texts with no tokens and no trigrams carry
+    no signal and score ``empty_score`` (0.5, as in the reference: neither similar nor dissimilar).
+    """
+
+    token_weight: float = 0.7
+    empty_score: float = 0.5
+
+    def embed(self, text: str) -> LexicalVector:
+        """Return the tokens and trigrams of ``text``."""
+        return LexicalVector(tokens(text), trigrams(text))
+
+    def similarity(self, a: LexicalVector, b: LexicalVector) -> float:
+        """Weighted token/trigram Jaccard of two lexical vectors, in [0, 1]."""
+        if not (a.tokens or a.trigrams) or not (b.tokens or b.trigrams):
+            return self.empty_score
+        tw = self.token_weight
+        return tw * jaccard(a.tokens, b.tokens) + (1.0 - tw) * jaccard(a.trigrams, b.trigrams)
+
+
+class DenseEmbedder:
+    """Adapts any ``text -> vector`` function (a sentence-embedding model) to :class:`Embedder`.
+
+    Similarity is the cosine of the two vectors clipped at 0, so unrelated texts score 0 and the same
+    direction scores 1. Zero vectors score 0.
+
+    >>> emb = DenseEmbedder(lambda text: [1.0, float(len(text))])
+    >>> round(emb.similarity(emb.embed("ab"), emb.embed("ab")), 6)
+    1.0
+    """
+
+    def __init__(self, fn: Any) -> None:
+        if not callable(fn):
+            raise ConfigurationError("DenseEmbedder needs a callable text -> sequence of floats")
+        self._fn = fn
+
+    def embed(self, text: str) -> tuple[float, ...]:
+        """Return the vector the wrapped function gives for ``text``."""
+        return tuple(float(x) for x in self._fn(text))
+
+    def similarity(self, a: Sequence[float], b: Sequence[float]) -> float:
+        """Cosine similarity clipped to [0, 1]."""
+        dot = sum(x * y for x, y in zip(a, b, strict=False))
+        na = math.sqrt(sum(x * x for x in a))
+        nb = math.sqrt(sum(y * y for y in b))
+        if na == 0.0 or nb == 0.0:
+            return 0.0
+        return max(0.0, min(1.0, dot / (na * nb)))
+
+
+def mean(values: Iterable[float]) -> float:
+    """Arithmetic mean; 0.0 for no values."""
+    total = 0.0
+    n = 0
+    for v in values:
+        total += v
+        n += 1
+    return total / n if n else 0.0
