@@ -64,7 +64,5 @@ def field(data: Mapping[str, Any], name: str, expected: type[T] | tuple[type, ..
         raise SnapshotError(f"{kind} snapshot field {name!r} has type bool")
     if not isinstance(value, types):
         names = "/".join(t.__name__ for t in types)
-        raise SnapshotError(
-            f"{kind} snapshot field {name!r} must be {names}, got {type(value).__name__}"
-        )
+        raise SnapshotError(f"{kind} snapshot field {name!r} must be {names}, got {type(value).__name__}")
     return value  # type: ignore[return-value]

@@ -169,9 +169,7 @@ class Message:
     def of(cls, role: object, content: object, ts: object = None) -> Message:
         """Validate and build a :class:`Message`; raises :class:`InvalidInputError` naming the field."""
         if role not in _ROLES:
-            raise InvalidInputError(
-                f"must be one of {', '.join(sorted(_ROLES))}, got {role!r}", field="role"
-            )
+            raise InvalidInputError(f"must be one of {', '.join(sorted(_ROLES))}, got {role!r}", field="role")
         content_s = "" if content is None else _check_str("content", content)
         if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float))):
             raise InvalidInputError("must be a number of seconds or null", field="ts")

@@ -93,9 +93,7 @@ def collapse_ws(text: str) -> str:
 
 def stable_hash(text: str, length: int = 16) -> str:
     """A process-independent hex digest of ``text`` (BLAKE2b; ``hash()`` is salted per process)."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()[
-        :length
-    ]
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()[:length]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,11 +104,15 @@ def stable_hash(text: str, length: int = 16) -> str:
 # ISO timestamp are not first eaten by the generic long-number rule.
 _VOLATILE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # UUIDs (any version), with or without braces.
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-     "<uuid>"),
+    (
+        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+        "<uuid>",
+    ),
     # ISO-8601 / RFC 3339 date-times, e.g. 2024-05-20T11:03:22.123Z or 2024-05-20 11:03:22+02:00.
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?\b"),
-     "<ts>"),
+    (
+        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?\b"),
+        "<ts>",
+    ),
     # Clock times such as 11:03:22 or 11:03:22.123.
     (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<time>"),
     # Memory addresses and hex literals.
@@ -120,8 +122,7 @@ _VOLATILE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Epoch timestamps in seconds or milliseconds (10 or 13 digits), possibly fractional.
     (re.compile(r"\b\d{10}(?:\d{3})?(?:\.\d+)?\b"), "<epoch>"),
     # Durations: 12ms, 0.53s, 1.2 sec, 3.4 seconds, 250 µs.
-    (re.compile(r"\b\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?)\b"),
-     "<dur>"),
+    (re.compile(r"\b\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?)\b"), "<dur>"),
     # Process ids and ports as they appear in tool output: "pid 1234", "pid=1234", "PID: 1234".
     (re.compile(r"\b(pid|port|thread|tid)\s*[:=]?\s*\d+\b", re.IGNORECASE), r"\1 <n>"),
 )
@@ -129,10 +130,30 @@ _VOLATILE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 #: Argument keys whose values are volatile by nature and never distinguish two calls.
 VOLATILE_ARG_KEYS: frozenset[str] = frozenset(
     {
-        "request_id", "requestid", "trace_id", "traceid", "span_id", "spanid", "nonce",
-        "timestamp", "ts", "time", "idempotency_key", "idempotencykey", "correlation_id",
-        "correlationid", "call_id", "callid", "tool_call_id", "message_id", "messageid", "seed",
-        "thought", "thoughts", "reasoning", "rationale",
+        "request_id",
+        "requestid",
+        "trace_id",
+        "traceid",
+        "span_id",
+        "spanid",
+        "nonce",
+        "timestamp",
+        "ts",
+        "time",
+        "idempotency_key",
+        "idempotencykey",
+        "correlation_id",
+        "correlationid",
+        "call_id",
+        "callid",
+        "tool_call_id",
+        "message_id",
+        "messageid",
+        "seed",
+        "thought",
+        "thoughts",
+        "reasoning",
+        "rationale",
     }
 )
 
