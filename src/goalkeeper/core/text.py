@@ -36,8 +36,10 @@ __all__ = [
     "canonical_args",
     "collapse_ws",
     "jaccard",
+    "keywords",
     "mask_volatile",
     "stable_hash",
+    "stem",
     "tokens",
     "trigrams",
 ]
@@ -70,6 +72,38 @@ def tokens(text: str) -> frozenset[str]:
     return frozenset(
         t for t in (m.lower() for m in _TOKEN_RE.findall(text)) if len(t) > 2 and t not in STOP_WORDS
     )
+
+
+_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "ers", "er", "es", "ed", "s")
+
+
+def stem(word: str) -> str:
+    """A deliberately light suffix stripper: ``flights -> flight``, ``booking -> book``.
+
+    Good enough to match a step's keywords against the goal's; not a linguistic stemmer.
+    Words of 4 characters or fewer are left alone, and a stem keeps at least 3 characters.
+    """
+    if len(word) <= 4:
+        return word
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            return base + "y" if suffix in ("ies", "ied") else base
+    return word
+
+
+def keywords(text: str) -> frozenset[str]:
+    """Content keywords of ``text`` for goal alignment: like :func:`tokens`, but identifiers are
+    split into their parts (``get_user_details`` and ``getUserDetails`` give ``user``, ``detail``)
+    and every word is lightly stemmed (:func:`stem`), so a tool call can match the goal's prose."""
+    out: set[str] = set()
+    for ident in _TOKEN_RE.findall(text):
+        for part in _CAMEL_RE.sub("_", ident).split("_"):
+            word = part.lower()
+            if len(word) > 2 and word not in STOP_WORDS:
+                out.add(stem(word))
+    return frozenset(out)
 
 
 def trigrams(text: str) -> frozenset[str]:
