@@ -1,4 +1,4 @@
-"""Validation helpers shared by the drift and progress modules.
+"""Helpers shared by the drift, goal-tree, progress and budget modules: validation and window sums.
 
 Input checks raise :class:`~goalkeeper.errors.InvalidInputError` naming the field; constructor checks
 raise :class:`~goalkeeper.errors.ConfigurationError`; snapshot checks raise
@@ -9,10 +9,14 @@ a token count is a bug in the caller, not the number 1.
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..errors import ConfigurationError, InvalidInputError, SnapshotError
 
 __all__ = [
+    "WindowSum",
     "check_count",
     "check_now",
     "check_number",
@@ -49,10 +53,12 @@ def check_number(name: str, value: object, lo: float = -math.inf, hi: float = ma
     return float(value)  # type: ignore[arg-type]
 
 
-def check_count(name: str, value: object, minimum: int = 0) -> int:
-    """Return ``value`` if it is an integer ``>= minimum``, else raise InvalidInputError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInputError(f"must be an integer >= {minimum}, got {value!r}", field=name)
+def check_count(name: str, value: object, minimum: int | None = 0) -> int:
+    """Return ``value`` if it is an integer ``>= minimum`` (any integer when ``minimum`` is None),
+    else raise InvalidInputError."""
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise InvalidInputError(f"must be an integer{bound}, got {value!r}", field=name)
     return value
 
 
@@ -87,3 +93,65 @@ def snapshot_number(value: object) -> float:
     if not _is_real(value):
         raise SnapshotError(f"expected a finite number, got {value!r}")
     return float(value)  # type: ignore[arg-type]
+
+
+class WindowSum:
+    """The sum of the last ``size`` numbers pushed, kept in O(1) per push.
+
+    A running float sum drifts by rounding as values enter and leave; every ``size`` pushes the sum
+    is recomputed exactly with :func:`math.fsum`, so the error never accumulates and the cost stays
+    O(1) amortized. The snapshot carries the running sum itself, so a restored window continues
+    bit-identically.
+    """
+
+    def __init__(self, size: int, values: Iterable[float] = (), total: float | None = None, pushes: int = 0):
+        self._values: deque[float] = deque(values, maxlen=size)
+        self._total = math.fsum(self._values) if total is None else total
+        self._pushes = pushes
+
+    def push(self, x: float) -> None:
+        """Add ``x``, dropping the oldest value when the window is full."""
+        if len(self._values) == self._values.maxlen:
+            self._total -= self._values[0]
+        self._values.append(x)
+        self._total += x
+        self._pushes += 1
+        if self._pushes % (self._values.maxlen or 1) == 0:
+            self._total = math.fsum(self._values)
+
+    @property
+    def total(self) -> float:
+        """The sum of the values in the window."""
+        return self._total
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def values(self) -> list[float]:
+        """The values in the window, oldest first."""
+        return list(self._values)
+
+    def mean(self) -> float:
+        """Mean of the window; 0.0 when empty."""
+        return self._total / len(self._values) if self._values else 0.0
+
+    def clear(self) -> None:
+        """Empty the window."""
+        self._values.clear()
+        self._total = 0.0
+        self._pushes = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {"values": list(self._values), "total": self._total, "pushes": self._pushes}
+
+    @classmethod
+    def from_dict(cls, size: int, data: Mapping[str, Any]) -> WindowSum:
+        """Inverse of :meth:`to_dict`; raises SnapshotError on malformed data."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("values"), list):
+            raise SnapshotError("window must be a dict with a list of values")
+        pushes = data.get("pushes")
+        if isinstance(pushes, bool) or not isinstance(pushes, int) or pushes < 0:
+            raise SnapshotError("window pushes must be a non-negative integer")
+        values = [snapshot_number(v) for v in data["values"]]
+        return cls(size, values, snapshot_number(data.get("total")), pushes)
