@@ -1,0 +1,517 @@
+"""DriftEngine: the per-step ``drift_score``, fused from five signals (reference section 2.7).
+
+Each signal is a drift contribution in [0, 1], weighted as in the reference:
+
+===================== ====== ==========================================================================
+signal                weight definition
+===================== ====== ==========================================================================
+goal_relevance        0.35   ``1 - relevance`` of the step text to the goal (see below)
+token_budget_ratio    0.15   tokens consumed so far / ``token_budget``, capped at 1
+topic_divergence      0.20   share of the step's entities (capitalised words, identifiers with ``_`` or
+                             a digit, words of 8+ letters; all content words when there are none)
+                             found neither in the goal nor in the context
+output_quality_trend  0.15   ``1 - max(len of the last 3 outputs) / mean(len of the earlier outputs in
+                             the window)``, clipped to [0, 1]; 0 until 3 + 2 non-empty outputs were seen
+prediction_surprise   0.15   ``max(prediction_surprise argument, negative-surprise EWMA)``
+===================== ====== ==========================================================================
+
+``score = clip(sum(weight * signal) + 0.15 * [>= consecutive_drift_threshold low-relevance steps in a
+row], 0, 1)``; a step is "low relevance" when its relevance is below 0.35. Severity and action follow
+the score bands 0.1 / 0.3 / 0.5 / 0.7 / 0.85.
+
+Relevance is not the reference's Jaccard: a long goal and a short step share a small fraction of their
+*union* even when the step is squarely on topic. The engine uses its :class:`~.goal_dna.GoalDNA` with
+the overlap measure (``0.7 * token overlap + 0.3 * trigram overlap``) against the goal, the plan, and a
+*context*: the words of the last ``history_window`` steps (description and head of the output) that
+the engine itself let continue (score < 0.3). Agents work on the objects their earlier on-topic
+results revealed (the reservation id a lookup returned); a step from another task names objects
+nobody in this task has seen.
+
+Because the token-budget signal grows with every token spent, a long on-topic run drifts upward by up
+to 0.15 on its own; that is the reference's weighting and is kept (it reads as "the budget is being
+used up"), see ``docs/decisions/drift-progress.md``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, Self
+
+from ..errors import ConfigurationError, InvalidInputError, SnapshotError
+from ._checks import check_count, check_now, check_number, check_str, clip01, config_int, snapshot_number
+from ._snapshot import check_header, field, header
+from .goal_dna import (
+    DriftEvent,
+    DriftSeverity,
+    DriftTrend,
+    GoalDNA,
+    SimilarityMeasure,
+    TrendDirection,
+    config_goal,
+    entities,
+    vocabulary,
+)
+from .text import Embedder, tokens
+
+__all__ = [
+    "DriftAction",
+    "DriftAssessment",
+    "DriftEngine",
+    "DriftEvent",
+    "DriftSeverity",
+    "DriftSignals",
+    "DriftTrend",
+    "GoalDNA",
+    "SimilarityMeasure",
+    "TrendDirection",
+    "action_for",
+    "entities",
+    "severity_for_score",
+    "vocabulary",
+]
+
+#: Weights of the five drift signals (reference 2.7); they sum to 1.
+SIGNAL_WEIGHTS: Mapping[str, float] = {
+    "goal_relevance": 0.35,
+    "token_budget_ratio": 0.15,
+    "topic_divergence": 0.20,
+    "output_quality_trend": 0.15,
+    "prediction_surprise": 0.15,
+}
+#: Added to the score once ``consecutive_drift_threshold`` low-relevance steps happened in a row.
+CONSECUTIVE_BONUS = 0.15
+#: Relevance below which a step counts as "low similarity" for the consecutive bonus.
+LOW_RELEVANCE = 0.35
+#: Steps scoring below this (severity NONE/LOW, action CONTINUE) feed the context vocabulary.
+ABSORB_BELOW = 0.3
+#: Negative-surprise EWMA: ``acc = 0.7 * acc + 0.3 * |direction|`` when direction < -0.3.
+SURPRISE_DECAY = 0.7
+NEGATIVE_SURPRISE = -0.3
+#: Characters of each output that feed the context vocabulary (bounds the per-step cost).
+CONTEXT_OUTPUT_CHARS = 4000
+#: Output-length trend: the longest of the last 3 outputs against the mean of at least 3 before them.
+QUALITY_RECENT = 3
+QUALITY_MIN_SAMPLES = 3
+#: Assessments kept.
+ENGINE_HISTORY = 100
+#: History size of the engine's GoalDNA (reference default).
+DNA_HISTORY = 200
+#: A signal is named in the explanation when its weighted contribution reaches this.
+EXPLAIN_MIN = 0.05
+
+
+class DriftAction(StrEnum):
+    """What to do about drift, one per severity (NONE and LOW both continue)."""
+
+    CONTINUE = "continue"
+    INJECT_REMINDER = "inject_reminder"
+    SUMMARIZE_REPLAN = "summarize_replan"
+    CHECKPOINT_RESET = "checkpoint_reset"
+    ASK_USER = "ask_user"
+
+
+_SCORE_BANDS: tuple[tuple[float, DriftSeverity], ...] = (
+    (0.85, DriftSeverity.EMERGENCY),
+    (0.7, DriftSeverity.CRITICAL),
+    (0.5, DriftSeverity.HIGH),
+    (0.3, DriftSeverity.MODERATE),
+    (0.1, DriftSeverity.LOW),
+)
+_ACTIONS: Mapping[DriftSeverity, DriftAction] = {
+    DriftSeverity.NONE: DriftAction.CONTINUE,
+    DriftSeverity.LOW: DriftAction.CONTINUE,
+    DriftSeverity.MODERATE: DriftAction.INJECT_REMINDER,
+    DriftSeverity.HIGH: DriftAction.SUMMARIZE_REPLAN,
+    DriftSeverity.CRITICAL: DriftAction.CHECKPOINT_RESET,
+    DriftSeverity.EMERGENCY: DriftAction.ASK_USER,
+}
+
+
+def severity_for_score(score: float) -> DriftSeverity:
+    """Severity band of a drift score in [0, 1]; every lower bound is inclusive."""
+    for bound, sev in _SCORE_BANDS:
+        if score >= bound:
+            return sev
+    return DriftSeverity.NONE
+
+
+def action_for(severity: DriftSeverity) -> DriftAction:
+    """The recommended action for a severity."""
+    return _ACTIONS[severity]
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSignals:
+    """The five drift contributions of one step, each in [0, 1] (1 = as drifted as it gets).
+
+    Attributes:
+        goal_relevance: ``1 - relevance`` of the step text to the goal, plan and context.
+        token_budget_ratio: tokens consumed so far over the token budget, capped at 1.
+        topic_divergence: share of the step's entities unseen in the goal, plan and context.
+        output_quality_trend: how far this output is shorter than the recent average.
+        prediction_surprise: the larger of the step's surprise and the negative-surprise EWMA.
+    """
+
+    goal_relevance: float
+    token_budget_ratio: float
+    topic_divergence: float
+    output_quality_trend: float
+    prediction_surprise: float
+
+    def weighted(self) -> dict[str, float]:
+        """Each signal times its weight (the parts of the score before the bonus)."""
+        return {name: SIGNAL_WEIGHTS[name] * getattr(self, name) for name in SIGNAL_WEIGHTS}
+
+
+@dataclass(frozen=True, slots=True)
+class DriftAssessment:
+    """The drift verdict on one step.
+
+    Attributes:
+        score: the drift score in [0, 1].
+        signals: the five contributions it was fused from.
+        severity: band of ``score``.
+        recommended_action: what to do at that severity.
+        explanation: one line naming the main contributors.
+        step_number: 1-based number of the assessed step.
+        timestamp: ``now`` of the assessment (the last known time when none was given).
+    """
+
+    score: float
+    signals: DriftSignals
+    severity: DriftSeverity
+    recommended_action: DriftAction
+    explanation: str
+    step_number: int
+    timestamp: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (enum values as strings)."""
+        return {
+            **asdict(self),
+            "severity": self.severity.value,
+            "recommended_action": self.recommended_action.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftAssessment:
+        """Inverse of :meth:`to_dict`; raises SnapshotError on a malformed dict."""
+        k = "DriftAssessment"
+        sig = field(data, "signals", dict, k)
+        try:
+            return cls(
+                field(data, "score", float, k),
+                DriftSignals(**{n: snapshot_number(field(sig, n, float, k)) for n in SIGNAL_WEIGHTS}),
+                DriftSeverity(field(data, "severity", str, k)),
+                DriftAction(field(data, "recommended_action", str, k)),
+                field(data, "explanation", str, k),
+                field(data, "step_number", int, k),
+                field(data, "timestamp", float, k),
+            )
+        except ValueError as exc:
+            raise SnapshotError(f"{k} is malformed: {exc}") from exc
+
+
+class DriftEngine:
+    """Scores every step for drift away from the goal (reference 2.7, with the relevance fix above).
+
+    Args:
+        goal: the goal text (non-empty).
+        token_budget: tokens the task may spend (>= 1); the budget signal is consumed / budget.
+        history_window: steps kept for the output-length average and the on-topic context (>= 1).
+        consecutive_drift_threshold: low-relevance steps in a row that add the 0.15 bonus (>= 1).
+        embedder: optional :class:`~goalkeeper.core.text.Embedder` for relevance.
+        plan: optional plan step texts; their words count as on-topic.
+
+    Raises:
+        ConfigurationError: an argument is out of range or of the wrong type.
+    """
+
+    KIND = "DriftEngine"
+    SCHEMA = 1
+
+    def __init__(
+        self,
+        goal: str,
+        token_budget: int = 50000,
+        history_window: int = 20,
+        consecutive_drift_threshold: int = 3,
+        *,
+        embedder: Embedder[Any] | None = None,
+        plan: Sequence[str] | None = None,
+    ) -> None:
+        self._token_budget = config_int("token_budget", token_budget, 1)
+        self._window = config_int("history_window", history_window, 1)
+        self._consecutive_limit = config_int("consecutive_drift_threshold", consecutive_drift_threshold, 1)
+        self._embedder = embedder
+        self._dna = self._new_dna(*config_goal(goal, plan))
+        self._context: deque[frozenset[str]] = deque()
+        self._context_counts: dict[str, int] = {}
+        self._lengths: deque[int] = deque(maxlen=self._window)
+        self._history: deque[DriftAssessment] = deque(maxlen=ENGINE_HISTORY)
+        self._step = 0
+        self._tokens = 0
+        self._surprise = 0.0
+        self._last_ts = 0.0
+
+    def _new_dna(self, goal: str, plan: Sequence[str]) -> GoalDNA:
+        return GoalDNA(
+            goal,
+            drift_threshold=LOW_RELEVANCE,
+            consecutive_limit=self._consecutive_limit,
+            history_size=DNA_HISTORY,
+            embedder=self._embedder,
+            measure=SimilarityMeasure.OVERLAP,
+            plan=plan,
+        )
+
+    @property
+    def goal_dna(self) -> GoalDNA:
+        """The engine's goal fingerprint (overlap measure); its history holds every step's relevance."""
+        return self._dna
+
+    @property
+    def goal(self) -> str:
+        """The current goal text."""
+        return self._dna.goal_text
+
+    @property
+    def token_budget(self) -> int:
+        """The token budget the budget signal is measured against."""
+        return self._token_budget
+
+    def set_goal(self, goal: str, plan: Sequence[str] | None = None) -> None:
+        """Re-anchor on a new goal or plan (after a replan).
+
+        The fingerprint, the consecutive-drift run and the on-topic context start afresh; step count,
+        tokens consumed, output lengths, surprise and the assessment history carry on.
+
+        Raises:
+            InvalidInputError: ``goal`` is empty or not a string, or ``plan`` is not a list of strings.
+        """
+        try:
+            dna = self._new_dna(*config_goal(goal, plan))
+        except ConfigurationError as exc:
+            raise InvalidInputError(str(exc), field="plan" if "plan" in str(exc) else "goal") from None
+        self._dna = dna
+        self._context.clear()
+        self._context_counts.clear()
+
+    # -- signals ------------------------------------------------------------------------------
+
+    def _divergence(self, text: str, neutral: frozenset[str]) -> float:
+        goal, ctx = self._dna.tokens, self._context_counts
+        # Without entity-like words, all content words stand in (else "git commit parser fix" would
+        # look perfectly on topic for a flight booking); the tool's own name is no evidence either way.
+        words = [e for e in (entities(text) or tokens(text)) if e not in neutral or e in goal or e in ctx]
+        if not words:
+            return 0.0
+        return sum(1 for e in words if e not in goal and e not in ctx) / len(words)
+
+    def _quality(self, length: int) -> float:
+        # Tool outputs vary in length by orders of magnitude from one call to the next, so one short
+        # output says nothing. "Collapse" is the last QUALITY_RECENT outputs (this one included) *all*
+        # being shorter than the mean of the earlier ones in the window: 1 - longest recent / mean.
+        if not length:
+            return 0.0
+        base_n = len(self._lengths) - (QUALITY_RECENT - 1)
+        if base_n < QUALITY_MIN_SAMPLES:
+            return 0.0
+        lengths = list(self._lengths)
+        base = sum(lengths[:base_n]) / base_n
+        return clip01(1.0 - max(length, *lengths[base_n:]) / base)
+
+    def _absorb(self, description: str, output: str) -> None:
+        # Words of the goal are never stored: relevance relies on the context being disjoint from it.
+        self._push_context(
+            (vocabulary(description) | vocabulary(output[:CONTEXT_OUTPUT_CHARS])) - self._dna.tokens
+        )
+
+    def _push_context(self, words: frozenset[str]) -> None:
+        if len(self._context) == self._window:
+            for w in self._context.popleft():
+                left = self._context_counts[w] - 1
+                if left:
+                    self._context_counts[w] = left
+                else:
+                    del self._context_counts[w]
+        self._context.append(words)
+        for w in words:
+            self._context_counts[w] = self._context_counts.get(w, 0) + 1
+
+    # -- assessment ---------------------------------------------------------------------------
+
+    def assess_step(
+        self,
+        description: str,
+        output: str,
+        tokens_used: int = 0,
+        prediction_surprise: float = 0.0,
+        *,
+        tool: str = "",
+        now: float | None = None,
+    ) -> DriftAssessment:
+        """Score one step.
+
+        Args:
+            description: what the step did (tool, arguments, description): compared with the goal.
+            output: the step's result: feeds the output-length trend and the on-topic context.
+            tokens_used: tokens the step spent (>= 0).
+            prediction_surprise: how surprising the step's outcome was, in [0, 1].
+            tool: the tool's name when it is part of ``description``: its words count for relevance
+                when the goal or context has them and are ignored otherwise (a tool is how, not what).
+            now: time of the step in seconds; defaults to the last known time (0.0 at first).
+
+        Raises:
+            InvalidInputError: an argument has the wrong type or is out of range (state is unchanged).
+        """
+        check_str("description", description)
+        check_str("output", output)
+        neutral = tokens(check_str("tool", tool))
+        check_count("tokens_used", tokens_used)
+        surprise = check_number("prediction_surprise", prediction_surprise, 0.0, 1.0)
+        ts = check_now(now)
+        if ts is not None:
+            self._last_ts = ts
+        length = len(output.strip())
+        self._step += 1
+        self._tokens += tokens_used
+        relevance = self._dna._similarity(description, self._context_counts, neutral)
+        self._dna._record(self._step, description, relevance, ts)
+        signals = DriftSignals(
+            goal_relevance=clip01(1.0 - relevance),
+            token_budget_ratio=min(1.0, self._tokens / self._token_budget),
+            topic_divergence=self._divergence(description, neutral),
+            output_quality_trend=self._quality(length),
+            prediction_surprise=max(surprise, self._surprise),
+        )
+        parts = signals.weighted()
+        bonus = CONSECUTIVE_BONUS if self._dna.is_drifting() else 0.0
+        score = clip01(sum(parts.values()) + bonus)
+        severity = severity_for_score(score)
+        main = sorted(((v, n) for n, v in parts.items() if v >= EXPLAIN_MIN), reverse=True)
+        why = ", ".join(f"{n.replace('_', ' ')} {getattr(signals, n):.2f}" for _, n in main) or "no signal"
+        if bonus:
+            why += f"; {self._dna.consecutive_drift_count} low-relevance steps in a row (+{bonus:.2f})"
+        assessment = DriftAssessment(
+            score=score,
+            signals=signals,
+            severity=severity,
+            recommended_action=action_for(severity),
+            explanation=f"drift {score:.2f} ({severity.value}): {why}",
+            step_number=self._step,
+            timestamp=self._last_ts,
+        )
+        if score < ABSORB_BELOW:
+            self._absorb(description, output)
+        if length:
+            # Many tools return nothing (think, acknowledge); silence is no evidence of collapse.
+            self._lengths.append(length)
+        self._history.append(assessment)
+        return assessment
+
+    def observe_context(self, text: str) -> None:
+        """Count the words of ``text`` as on-topic from now on (a user message, the task's data).
+
+        The text takes one slot of the ``history_window`` context, like an accepted step.
+
+        Raises:
+            InvalidInputError: ``text`` is not a string.
+        """
+        self._push_context(vocabulary(check_str("text", text)) - self._dna.tokens)
+
+    def record_negative_surprise(self, surprise_direction: float) -> None:
+        """Feed the direction of a prediction surprise, in [-1, 1] (negative = worse than predicted).
+
+        Below -0.3 it accumulates: ``acc = 0.7 * acc + 0.3 * |direction|``; otherwise the accumulator
+        only decays (``acc *= 0.7``), so good outcomes wash old bad ones out.
+
+        Raises:
+            InvalidInputError: ``surprise_direction`` is not a finite number in [-1, 1].
+        """
+        d = check_number("surprise_direction", surprise_direction, -1.0, 1.0)
+        self._surprise *= SURPRISE_DECAY
+        if d < NEGATIVE_SURPRISE:
+            self._surprise += (1.0 - SURPRISE_DECAY) * -d
+
+    def get_drift_trend(self, last_n: int = 5) -> float:
+        """Mean score of the last ``last_n`` assessments (0.0 before the first).
+
+        Raises:
+            InvalidInputError: ``last_n`` is not a positive integer.
+        """
+        check_count("last_n", last_n, 1)
+        recent = list(self._history)[-last_n:]
+        return sum(a.score for a in recent) / len(recent) if recent else 0.0
+
+    def get_history(self) -> list[DriftAssessment]:
+        """The retained assessments, oldest first (at most 100)."""
+        return list(self._history)
+
+    def get_stats(self) -> dict[str, Any]:
+        """The reference's seven statistics (``total_assessments`` counts the retained ones)."""
+        return {
+            "step_number": self._step,
+            "tokens_consumed": self._tokens,
+            "token_budget": self._token_budget,
+            "current_drift_trend": self.get_drift_trend(),
+            "consecutive_low_similarity": self._dna.consecutive_drift_count,
+            "total_assessments": len(self._history),
+            "surprise_accumulator": self._surprise,
+        }
+
+    # -- snapshot -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state; the embedder itself is not included (pass it again to :meth:`restore`)."""
+        return {
+            **header(self.KIND, self.SCHEMA),
+            "token_budget": self._token_budget,
+            "history_window": self._window,
+            "consecutive_drift_threshold": self._consecutive_limit,
+            "goal_dna": self._dna.snapshot(),
+            "context": [sorted(words) for words in self._context],
+            "lengths": list(self._lengths),
+            "history": [a.to_dict() for a in self._history],
+            "step": self._step,
+            "tokens": self._tokens,
+            "surprise": self._surprise,
+            "last_ts": self._last_ts,
+        }
+
+    @classmethod
+    def restore(cls, data: Mapping[str, Any], *, embedder: Embedder[Any] | None = None) -> Self:
+        """Rebuild an engine from :meth:`snapshot` output.
+
+        Raises:
+            SnapshotError: wrong kind or schema, a missing or malformed field, or an embedder mismatch.
+        """
+        k = cls.KIND
+        d = check_header(data, k, (cls.SCHEMA,))
+        dna = GoalDNA.restore(field(d, "goal_dna", dict, k), embedder=embedder)
+        try:
+            obj = cls(
+                dna.goal_text,
+                field(d, "token_budget", int, k),
+                field(d, "history_window", int, k),
+                field(d, "consecutive_drift_threshold", int, k),
+                embedder=embedder,
+                plan=dna.plan,
+            )
+            obj._dna = dna
+            for words in field(d, "context", list, k):
+                obj._push_context(frozenset(check_str("context", w) for w in words))
+            obj._lengths.extend(check_count("lengths", n) for n in field(d, "lengths", list, k))
+            obj._history.extend(DriftAssessment.from_dict(a) for a in field(d, "history", list, k))
+            obj._step = check_count("step", field(d, "step", int, k))
+            obj._tokens = check_count("tokens", field(d, "tokens", int, k))
+            obj._surprise = snapshot_number(field(d, "surprise", float, k))
+            obj._last_ts = snapshot_number(field(d, "last_ts", float, k))
+        except SnapshotError:
+            raise
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise SnapshotError(f"{k} snapshot is malformed: {exc}") from exc
+        return obj
