@@ -763,4 +763,3 @@ class GoalTracker:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"GoalTracker snapshot is malformed: {exc!r}") from exc
         return self
-
