@@ -1,0 +1,144 @@
+"""SQL shared by the SQLite and PostgreSQL stores (``%s`` placeholders; SQLite swaps them for ``?``).
+
+Both backends use the same tables (PostgreSQL puts them in their own schema):
+
+* ``gk_schema(version, description, applied_at)``: one row per applied migration;
+* ``gk_goals(goal_id, version, snapshot, updated_at, inbox_n)``: the state, one row per goal;
+  ``inbox_n`` counts the ids ever added to the goal's inbox and numbers them for the retention;
+* ``gk_inbox(goal_id, event_id, seq)``: applied event ids, the newest ``inbox_keep`` per goal;
+* ``gk_outbox(pos, suggestion_id, goal_id, version, payload, created_at, delivered_at)``;
+* ``gk_log_heads(goal_id, last_seq)`` and ``gk_events(goal_id, seq, event_id, payload, appended_at)``:
+  the event log; the head row is locked while appending, so sequence numbers have no gaps;
+* ``gk_dead_letters(id, goal_id, event_id, reason, payload, created_at)``.
+
+Goal ids are compared by code point everywhere (SQLite ``BINARY``, PostgreSQL ``COLLATE "C"``), so
+``list_goals`` pages identically on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..ports.store import DeadLetter, GoalRecord, GoalSummary, StoredEvent, StoredSuggestion
+from ._base import BaseStore, loads
+
+__all__ = [
+    "ADD_DEAD_LETTER",
+    "LOAD_GOAL",
+    "READ_EVENTS",
+    "TRIM_EVENTS",
+    "SQLStore",
+    "dead_letters_query",
+    "list_goals_query",
+    "pending_query",
+    "prefix_end",
+]
+
+LOAD_GOAL = "SELECT version, snapshot, updated_at FROM gk_goals WHERE goal_id = %s"
+READ_EVENTS = (
+    "SELECT seq, event_id, payload, appended_at FROM gk_events "
+    "WHERE goal_id = %s AND seq >= %s ORDER BY seq LIMIT %s"
+)
+TRIM_EVENTS = "DELETE FROM gk_events WHERE goal_id = %s AND seq < %s"
+ADD_DEAD_LETTER = (
+    "INSERT INTO gk_dead_letters (goal_id, event_id, reason, payload, created_at) "
+    "VALUES (%s, %s, %s, %s, %s) RETURNING id"
+)
+_SUGGESTION_COLUMNS = "suggestion_id, goal_id, version, payload, created_at"
+
+
+def pending_query(goal_id: str | None, limit: int) -> tuple[str, tuple[object, ...]]:
+    """Undelivered suggestions, oldest first (uses the partial index on pending rows)."""
+    where = "delivered_at IS NULL" + (" AND goal_id = %s" if goal_id is not None else "")
+    params = (goal_id, limit) if goal_id is not None else (limit,)
+    return f"SELECT {_SUGGESTION_COLUMNS} FROM gk_outbox WHERE {where} ORDER BY pos LIMIT %s", params
+
+
+def dead_letters_query(goal_id: str | None, limit: int) -> tuple[str, tuple[object, ...]]:
+    """Dead-letter records, oldest first."""
+    where = " WHERE goal_id = %s" if goal_id is not None else ""
+    params = (goal_id, limit) if goal_id is not None else (limit,)
+    columns = "id, reason, payload, goal_id, event_id, created_at"
+    return f"SELECT {columns} FROM gk_dead_letters{where} ORDER BY id LIMIT %s", params
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: no bound).
+
+    Strings starting with ``prefix`` are exactly those in ``[prefix, prefix_end(prefix))`` in code
+    point order, which lets the goal listing use the primary-key index instead of a scan.
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code == 0xD800:  # surrogates cannot be stored as UTF-8; skip over them
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None
+
+
+def list_goals_query(prefix: str, after: str | None, limit: int) -> tuple[str, tuple[object, ...]]:
+    """Goals with ids in the prefix range, after the cursor, ordered by id."""
+    clauses = ["goal_id >= %s"]
+    params: list[object] = [prefix]
+    end = prefix_end(prefix)
+    if end is not None:
+        clauses.append("goal_id < %s")
+        params.append(end)
+    if after is not None:
+        clauses.append("goal_id > %s")
+        params.append(after)
+    params.append(limit)
+    where = " AND ".join(clauses)
+    sql = f"SELECT goal_id, version, updated_at FROM gk_goals WHERE {where} ORDER BY goal_id LIMIT %s"
+    return sql, tuple(params)
+
+
+class SQLStore(BaseStore):
+    """The reads and simple writes the SQLite and PostgreSQL stores share, over ``_fetch``/``_execute``.
+
+    Subclasses run one statement (``%s`` placeholders) with :meth:`_fetch` (returning rows) or
+    :meth:`_execute` (returning the affected row count), each atomic on its own.
+    """
+
+    async def _fetch(self, sql: str, params: Sequence[object]) -> list[Any]:
+        raise NotImplementedError
+
+    async def _execute(self, sql: str, params: Sequence[object]) -> int:
+        raise NotImplementedError
+
+    async def _load(self, goal_id: str) -> GoalRecord | None:
+        rows = await self._fetch(LOAD_GOAL, (goal_id,))
+        if not rows:
+            return None
+        version, snapshot, updated_at = rows[0]
+        return GoalRecord(goal_id, version, loads(snapshot), updated_at)
+
+    async def _read_events(self, goal_id: str, from_seq: int, limit: int) -> list[StoredEvent]:
+        rows = await self._fetch(READ_EVENTS, (goal_id, from_seq, limit))
+        return [
+            StoredEvent(goal_id, seq, event_id, loads(payload), at) for seq, event_id, payload, at in rows
+        ]
+
+    async def _trim_events(self, goal_id: str, before_seq: int) -> int:
+        return await self._execute(TRIM_EVENTS, (goal_id, before_seq))
+
+    async def _pending(self, goal_id: str | None, limit: int) -> list[StoredSuggestion]:
+        rows = await self._fetch(*pending_query(goal_id, limit))
+        return [StoredSuggestion(sid, gid, version, loads(p), at, False) for sid, gid, version, p, at in rows]
+
+    async def _list_goals(self, prefix: str, after: str | None, limit: int) -> list[GoalSummary]:
+        rows = await self._fetch(*list_goals_query(prefix, after, limit))
+        return [GoalSummary(goal_id, version, at) for goal_id, version, at in rows]
+
+    async def _add_dead_letter(
+        self, payload: str, reason: str, goal_id: str | None, event_id: str | None, now: float
+    ) -> DeadLetter:
+        rows = await self._fetch(ADD_DEAD_LETTER, (goal_id, event_id, reason, payload, now))
+        return DeadLetter(rows[0][0], reason, loads(payload), goal_id, event_id, now)
+
+    async def _dead_letters(self, goal_id: str | None, limit: int) -> list[DeadLetter]:
+        rows = await self._fetch(*dead_letters_query(goal_id, limit))
+        return [DeadLetter(i, reason, loads(p), gid, eid, at) for i, reason, p, gid, eid, at in rows]

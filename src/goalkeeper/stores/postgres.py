@@ -1,0 +1,356 @@
+"""``postgresql://...``: the store for scaled-out deployments (many workers, many machines).
+
+* **psycopg 3, async**, one connection per store object (operations on one object are serialised
+  by a lock; open one store per worker task that needs its own connection).
+* **One schema per namespace** (``?schema=goalkeeper`` by default), created by the migrations, so
+  several deployments or test runs can share a database.
+* **Commit = one server-side call**: the ``gk_commit`` function locks the goal row
+  (``SELECT ... FOR UPDATE``), checks the version, inserts inbox and outbox rows with
+  ``ON CONFLICT DO NOTHING`` and updates the snapshot. ``commit_many`` pipelines one call per goal
+  inside a single transaction (one round trip and one WAL flush for the batch), with the goals
+  locked in id order so two batches never deadlock.
+* Under ``READ COMMITTED`` a writer blocked on the row lock re-reads the committed row and sees the
+  new version, so a stale writer always gets a conflict, never a lost update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ..errors import ConfigurationError, StoreError
+from ..ports.store import (
+    AppendResult,
+    CommitResult,
+)
+from ._base import (
+    SCHEMA_VERSION,
+    EncodedCommit,
+    EncodedEvent,
+    append_result,
+    check_schema,
+    positive_float,
+    positive_int,
+    split_options,
+)
+from ._sql import SQLStore
+
+__all__ = ["PostgresStore"]
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+_COMMIT_FUNCTION = """
+CREATE FUNCTION gk_commit(p_goal text, p_expected bigint, p_snapshot text, p_now double precision,
+    p_events text[], p_sids text[], p_payloads text[], p_keep bigint)
+RETURNS TABLE (o_committed boolean, o_version bigint, o_dup_events text[], o_dup_sids text[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_version bigint;
+    v_inbox bigint;
+    v_dup_events text[];
+    v_dup_sids text[];
+BEGIN
+    SELECT g.version, g.inbox_n INTO v_version, v_inbox FROM gk_goals g WHERE g.goal_id = p_goal FOR UPDATE;
+    IF NOT FOUND THEN
+        IF p_expected <> 0 THEN
+            RETURN QUERY SELECT false, 0::bigint, NULL::text[], NULL::text[];
+            RETURN;
+        END IF;
+        -- A concurrent first commit of the same goal makes this insert wait, then do nothing.
+        INSERT INTO gk_goals (goal_id, version, snapshot, updated_at, inbox_n)
+            VALUES (p_goal, 0, '', p_now, 0) ON CONFLICT (goal_id) DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT g.version INTO v_version FROM gk_goals g WHERE g.goal_id = p_goal;
+            RETURN QUERY SELECT false, v_version, NULL::text[], NULL::text[];
+            RETURN;
+        END IF;
+        v_version := 0;
+        v_inbox := 0;
+    ELSIF v_version <> p_expected THEN
+        RETURN QUERY SELECT false, v_version, NULL::text[], NULL::text[];
+        RETURN;
+    END IF;
+    SELECT coalesce(array_agg(i.event_id), '{}') INTO v_dup_events
+        FROM gk_inbox i WHERE i.goal_id = p_goal AND i.event_id = ANY(p_events);
+    INSERT INTO gk_inbox (goal_id, event_id, seq)
+        SELECT p_goal, e.id, v_inbox + row_number() OVER (ORDER BY e.n)
+        FROM unnest(p_events) WITH ORDINALITY AS e(id, n) WHERE e.id <> ALL(v_dup_events);
+    IF cardinality(p_events) > cardinality(v_dup_events) THEN
+        v_inbox := v_inbox + cardinality(p_events) - cardinality(v_dup_events);
+        IF v_inbox > p_keep THEN
+            DELETE FROM gk_inbox i WHERE i.goal_id = p_goal AND i.seq <= v_inbox - p_keep;
+        END IF;
+    END IF;
+    SELECT coalesce(array_agg(o.suggestion_id), '{}') INTO v_dup_sids
+        FROM gk_outbox o WHERE o.suggestion_id = ANY(p_sids);
+    INSERT INTO gk_outbox (suggestion_id, goal_id, version, payload, created_at)
+        SELECT s.id, p_goal, v_version + 1, s.payload, p_now
+        FROM unnest(p_sids, p_payloads) WITH ORDINALITY AS s(id, payload, n)
+        WHERE s.id <> ALL(v_dup_sids) ORDER BY s.n
+        ON CONFLICT (suggestion_id) DO NOTHING;
+    UPDATE gk_goals g SET version = v_version + 1, snapshot = p_snapshot, updated_at = p_now,
+        inbox_n = v_inbox WHERE g.goal_id = p_goal;
+    RETURN QUERY SELECT true, v_version + 1, v_dup_events, v_dup_sids;
+END $$
+"""
+
+_APPEND_FUNCTION = """
+CREATE FUNCTION gk_append(p_goal text, p_ids text[], p_payloads text[], p_now double precision)
+RETURNS TABLE (o_event_id text, o_seq bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_last bigint;
+    v_count bigint;
+BEGIN
+    -- The upsert locks the goal's log head, so concurrent appends to one goal queue up here and
+    -- sequence numbers stay gap-free.
+    INSERT INTO gk_log_heads AS h (goal_id, last_seq) VALUES (p_goal, 0)
+        ON CONFLICT (goal_id) DO UPDATE SET last_seq = h.last_seq RETURNING h.last_seq INTO v_last;
+    RETURN QUERY
+        WITH fresh AS (
+            SELECT e.id, e.payload, row_number() OVER (ORDER BY e.n) AS k
+            FROM unnest(p_ids, p_payloads) WITH ORDINALITY AS e(id, payload, n)
+            WHERE NOT EXISTS (SELECT 1 FROM gk_events x WHERE x.goal_id = p_goal AND x.event_id = e.id)
+        ), ins AS (
+            INSERT INTO gk_events (goal_id, seq, event_id, payload, appended_at)
+            SELECT p_goal, v_last + f.k, f.id, f.payload, p_now FROM fresh f
+            RETURNING gk_events.event_id, gk_events.seq
+        )
+        SELECT ins.event_id, ins.seq FROM ins;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    UPDATE gk_log_heads h SET last_seq = v_last + v_count WHERE h.goal_id = p_goal;
+END $$
+"""
+
+_MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "goals, inbox, outbox, event log, dead letters, commit and append functions",
+        (
+            'CREATE TABLE gk_goals (goal_id TEXT COLLATE "C" PRIMARY KEY, version BIGINT NOT NULL, '
+            "snapshot TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, "
+            "inbox_n BIGINT NOT NULL DEFAULT 0)",
+            "CREATE TABLE gk_inbox (goal_id TEXT NOT NULL, event_id TEXT NOT NULL, seq BIGINT NOT NULL, "
+            "PRIMARY KEY (goal_id, event_id))",
+            "CREATE INDEX gk_inbox_seq ON gk_inbox (goal_id, seq)",
+            "CREATE TABLE gk_outbox (pos BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "suggestion_id TEXT NOT NULL UNIQUE, goal_id TEXT NOT NULL, version BIGINT NOT NULL, "
+            "payload TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, delivered_at DOUBLE PRECISION)",
+            "CREATE INDEX gk_outbox_pending ON gk_outbox (pos) WHERE delivered_at IS NULL",
+            "CREATE INDEX gk_outbox_pending_goal ON gk_outbox (goal_id, pos) WHERE delivered_at IS NULL",
+            "CREATE TABLE gk_log_heads (goal_id TEXT PRIMARY KEY, last_seq BIGINT NOT NULL)",
+            "CREATE TABLE gk_events (goal_id TEXT NOT NULL, seq BIGINT NOT NULL, event_id TEXT NOT NULL, "
+            "payload TEXT NOT NULL, appended_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (goal_id, seq), "
+            "UNIQUE (goal_id, event_id))",
+            "CREATE TABLE gk_dead_letters (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, goal_id TEXT, "
+            "event_id TEXT, reason TEXT NOT NULL, payload TEXT NOT NULL, "
+            "created_at DOUBLE PRECISION NOT NULL)",
+            "CREATE INDEX gk_dead_letters_goal ON gk_dead_letters (goal_id, id)",
+            _COMMIT_FUNCTION,
+            _APPEND_FUNCTION,
+        ),
+    ),
+)
+"""(version, description, statements) in order; a new schema version appends an entry."""
+
+_COMMIT = "SELECT * FROM gk_commit(%s, %s, %s, %s, %s::text[], %s::text[], %s::text[], %s)"
+_APPEND = "SELECT * FROM gk_append(%s, %s::text[], %s::text[], %s)"
+
+
+class PostgresStore(SQLStore):
+    """The PostgreSQL :class:`~goalkeeper.ports.store.StateStore` (``postgresql://...``).
+
+    Args:
+        conninfo: a libpq URL or connection string (without goalkeeper's own options).
+        schema: the schema holding the tables (created if missing).
+        connect_timeout: seconds to wait for the server before failing.
+        inbox_keep: applied event ids kept per goal.
+        url: the URL to report (defaults to ``conninfo``).
+
+    Raises:
+        ConfigurationError: a bad argument.
+    """
+
+    backend = "postgresql"
+    driver_errors = (psycopg.Error,)
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "goalkeeper",
+        connect_timeout: float = 5.0,
+        inbox_keep: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        """Remember the configuration; :meth:`open` connects."""
+        super().__init__(url or conninfo, **({} if inbox_keep is None else {"inbox_keep": inbox_keep}))
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ConfigurationError(
+                f"schema must be a plain SQL identifier (letters, digits, _), got {schema!r}"
+            )
+        self.conninfo = conninfo
+        self.schema = schema
+        self.connect_timeout = connect_timeout
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        """Build from ``postgresql://user:password@host:port/db?schema=...``.
+
+        Options: ``schema``, ``connect_timeout`` (seconds), ``inbox_keep``; any other query option
+        (``sslmode``, ...) goes to libpq.
+        """
+        conninfo, options = split_options(
+            url,
+            {"schema": str, "connect_timeout": positive_float, "inbox_keep": positive_int},
+            pass_through=True,
+        )
+        return cls(conninfo, url=url, **options)
+
+    @property
+    def _db(self) -> psycopg.AsyncConnection[Any]:
+        assert self._conn is not None
+        return self._conn
+
+    def _address(self) -> str:
+        try:
+            params = conninfo_to_dict(self.conninfo)
+        except psycopg.ProgrammingError:
+            return "?"
+        return f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+
+    async def _connect(self) -> None:
+        try:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=True, connect_timeout=max(1, round(self.connect_timeout))
+            )
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(f"bad PostgreSQL URL {self.url!r}: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {self._address()} ({self.url}): {exc}"
+            ) from exc
+        await self._conn.execute(f'SET search_path TO "{self.schema}"')
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    async def _schema_version(self) -> int:
+        async with self._lock:
+            cur = await self._db.execute(
+                "SELECT to_regclass(format('%%I.gk_schema', %s::text)) IS NOT NULL", (self.schema,)
+            )
+            row = await cur.fetchone()
+            if not row or not row[0]:
+                return 0
+            cur = await self._db.execute("SELECT COALESCE(MAX(version), 0) FROM gk_schema")
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+    async def _migrate(self) -> int:
+        current = await self._schema_version()
+        check_schema(current, self.backend)
+        if current == SCHEMA_VERSION:
+            return current
+        async with self._lock, self._db.transaction():
+            # Several workers may start at once: the advisory lock makes one of them migrate
+            # while the others wait, then find the work done.
+            await self._db.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('goalkeeper:' || %s))", (self.schema,)
+            )
+            await self._db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await self._db.execute(
+                "CREATE TABLE IF NOT EXISTS gk_schema (version BIGINT PRIMARY KEY, "
+                "description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            cur = await self._db.execute("SELECT COALESCE(MAX(version), 0) FROM gk_schema")
+            row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            check_schema(current, self.backend)
+            for version, description, statements in _MIGRATIONS:
+                if version > current:
+                    for statement in statements:
+                        await self._db.execute(statement)
+                    await self._db.execute(
+                        "INSERT INTO gk_schema (version, description, applied_at) VALUES (%s, %s, %s)",
+                        (version, description, self.now()),
+                    )
+        return SCHEMA_VERSION
+
+    async def _fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        async with self._lock:
+            cur = await self._db.execute(sql, params)
+            return await cur.fetchall()
+
+    async def _commit_many(self, commits: list[EncodedCommit]) -> list[CommitResult]:
+        now = self.now()
+        # Lock goals in id order (a stable sort keeps one goal's commits in input order), so two
+        # batches touching the same goals can never deadlock.
+        order = sorted(range(len(commits)), key=lambda i: commits[i].goal_id)
+        rows: dict[int, tuple[Any, ...] | None] = {}
+        async with self._lock, self._db.transaction():
+            async with self._db.pipeline():
+                cursors = []
+                for i in order:
+                    c = commits[i]
+                    params = (
+                        c.goal_id,
+                        c.expected_version,
+                        c.snapshot,
+                        now,
+                        list(c.event_ids),
+                        [sid for sid, _ in c.suggestions],
+                        [text for _, text in c.suggestions],
+                        self.inbox_keep,
+                    )
+                    cursors.append((i, await self._db.execute(_COMMIT, params)))
+            for i, cur in cursors:
+                rows[i] = await cur.fetchone()
+        results: list[CommitResult] = []
+        for i, c in enumerate(commits):
+            row = rows[i]
+            assert row is not None
+            committed, version, dup_events, dup_sids = row
+            results.append(c.committed(version, dup_events, dup_sids) if committed else c.conflict(version))
+        return results
+
+    async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:
+        sql = "SELECT event_id FROM gk_inbox WHERE goal_id = %s AND event_id = ANY(%s::text[])"
+        return {row[0] for row in await self._fetch(sql, (goal_id, event_ids))}
+
+    async def _append(self, events: list[EncodedEvent], now: float) -> AppendResult:
+        by_goal: dict[str, list[EncodedEvent]] = {}
+        for event in events:
+            by_goal.setdefault(event.goal_id, []).append(event)
+        seqs: dict[tuple[str, str], int] = {}
+        async with self._lock, self._db.transaction():
+            async with self._db.pipeline():
+                cursors = []
+                for goal_id in sorted(by_goal):  # id order: no deadlocks between appenders
+                    group = by_goal[goal_id]
+                    params = (goal_id, [e.event_id for e in group], [e.payload for e in group], now)
+                    cursors.append((goal_id, await self._db.execute(_APPEND, params)))
+            for goal_id, cur in cursors:
+                seqs.update({(goal_id, event_id): seq for event_id, seq in await cur.fetchall()})
+        return append_result(events, seqs, now)
+
+    async def _execute(self, sql: str, params: Sequence[object]) -> int:
+        async with self._lock:
+            cur = await self._db.execute(sql, params)
+            return cur.rowcount
+
+    async def _mark_delivered(self, suggestion_ids: list[str]) -> int:
+        sql = (
+            "UPDATE gk_outbox SET delivered_at = %s WHERE delivered_at IS NULL "
+            "AND suggestion_id = ANY(%s::text[])"
+        )
+        return await self._execute(sql, (self.now(), suggestion_ids))
