@@ -23,14 +23,15 @@ EXPECTED = {
     "SnapshotError", "Step", "StepEvent", "StepVerification", "StoreError", "SubGoalStatus",
     "SubgoalEvent", "Suggestion", "SuggestionKind", "TaskProfiles", "TaskState", "Trend",
     "ValidationError", "WeightCategory", "WeightChange", "WeightEngine", "WeightUpdate",
-    "__version__",
+    "__version__", "GoalBook", "GoalInfo", "GoalStatus", "GoalSession", "Outcome", "ProgressSource",
+    "SessionMetrics", "GoalStateTracker", "SyncGoalStateTracker", "open_store",
 }  # fmt: skip
 
 # The names users of the reference systems look for (DESIGN.md) that exist at this stage.
 REFERENCE_NAMES = {
     "GoalTracker", "GoalState", "StepVerification", "WeightEngine", "WeightCategory", "WeightUpdate",
     "DualProcessRouter", "EscalationContext", "ProcessType", "TaskState", "GoalDrivenFeedbackLoop",
-    "SimpleGoalFeedbackStrategy", "PersonalityGoalFeedbackStrategy",
+    "SimpleGoalFeedbackStrategy", "PersonalityGoalFeedbackStrategy", "GoalStateTracker",
 }  # fmt: skip
 
 

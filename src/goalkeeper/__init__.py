@@ -10,9 +10,11 @@ next (``continue``, ``adjust``, ``replan``, ``abort``)::
     verdict = tracker.verify(Step(tool="search_flights", args={"to": "SEA"}, output="3 flights"))
     verdict.recommended_action  # 'continue'
 
-Everything importable here is the pure core (plus its exceptions): no I/O and no third-party
-dependency. The names users of the reference systems look for are kept (``GoalTracker``,
-``WeightEngine``, ``DualProcessRouter``, ``GoalDrivenFeedbackLoop``, ...).
+Importing this package loads only the pure core (plus its exceptions): no I/O and no third-party
+dependency. The runtime entry points (``open_store``, ``GoalStateTracker``, ...) are listed here
+too but imported on first use, so ``import goalkeeper`` stays light. The names users of the
+reference systems look for are kept (``GoalTracker``, ``WeightEngine``, ``DualProcessRouter``,
+``GoalDrivenFeedbackLoop``, ``GoalStateTracker``, ...).
 """
 
 from .core.budget import AdaptiveBudget, BudgetDecision, TaskProfiles
@@ -32,6 +34,7 @@ from .core.feedback import (
     Trend,
 )
 from .core.goal_tree import GoalNode, GoalTree, NodeStatus
+from .core.goals import GoalBook, GoalInfo, GoalStatus
 from .core.loops import Escalation, LoopEvent, LoopPolicy, LoopSignal, LoopType, MultiResolutionLoopDetector
 from .core.model import (
     Budget,
@@ -49,6 +52,7 @@ from .core.model import (
 )
 from .core.progress import ProgressEstimate, ProgressEstimator, ProgressStatus
 from .core.routing import DualProcessRouter, EscalationContext, ProcessType
+from .core.session import GoalSession, Outcome, ProgressSource, SessionMetrics
 from .core.steps import ContextCompressed, Message, Step
 from .core.text import DenseEmbedder, Embedder, LexicalEmbedder
 from .core.tracker import GoalState, GoalTracker, StepVerification
@@ -68,6 +72,27 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+#: Runtime names resolved on first use (module, attribute): they pull in asyncio and I/O modules
+#: that embedding the core does not need.
+_LAZY: dict[str, tuple[str, str]] = {
+    "GoalStateTracker": ("goalkeeper.stores", "GoalStateTracker"),
+    "SyncGoalStateTracker": ("goalkeeper.stores", "SyncGoalStateTracker"),
+    "open_store": ("goalkeeper.stores", "open_store"),
+}
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'goalkeeper' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AdaptiveBudget",
@@ -94,17 +119,22 @@ __all__ = [
     "EventType",
     "FeedbackEvent",
     "FeedbackOutcome",
+    "GoalBook",
     "GoalDNA",
     "GoalDrivenFeedbackLoop",
     "GoalError",
     "GoalEvent",
     "GoalFeedbackStrategy",
+    "GoalInfo",
     "GoalMetric",
     "GoalNode",
     "GoalNotFound",
     "GoalReminderInjector",
+    "GoalSession",
     "GoalSpec",
     "GoalState",
+    "GoalStateTracker",
+    "GoalStatus",
     "GoalTarget",
     "GoalTracker",
     "GoalTree",
@@ -121,12 +151,15 @@ __all__ = [
     "MetricsEvent",
     "MultiResolutionLoopDetector",
     "NodeStatus",
+    "Outcome",
     "PersonalityGoalFeedbackStrategy",
     "ProcessType",
     "ProgressEstimate",
     "ProgressEstimator",
+    "ProgressSource",
     "ProgressStatus",
     "ReminderMode",
+    "SessionMetrics",
     "SimpleGoalFeedbackStrategy",
     "SnapshotError",
     "Step",
@@ -137,6 +170,7 @@ __all__ = [
     "SubgoalEvent",
     "Suggestion",
     "SuggestionKind",
+    "SyncGoalStateTracker",
     "TaskProfiles",
     "TaskState",
     "Trend",
@@ -146,4 +180,5 @@ __all__ = [
     "WeightEngine",
     "WeightUpdate",
     "__version__",
+    "open_store",
 ]
