@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +24,7 @@ from goalkeeper.core.drift import (
     severity_for_score,
     vocabulary,
 )
+from goalkeeper.core.text import STOP_WORDS, identifiers
 from goalkeeper.errors import ConfigurationError, InvalidInputError, SnapshotError
 
 GOAL = "Book a flight from New York to Seattle for customer mia_li_3668"
@@ -420,3 +422,76 @@ def test_score_and_signals_stay_in_range(seq: list[tuple[object, ...]]) -> None:
             assert a.severity is severity_for_score(a.score)
     assert 0.0 <= e.get_drift_trend() <= 1.0
     assert 0.0 <= e.get_stats()["surprise_accumulator"] <= 1.0
+
+
+# -- the shared-feature entry point computes what assess_step computes ----------------------------
+
+
+def _entities_reference(text: str) -> frozenset[str]:
+    """entities() as documented: one pass over the words with their positions."""
+    found = set()
+    for m in re.finditer(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        w, low = m.group(), m.group().lower()
+        if len(w) <= 2 or low in STOP_WORDS:
+            continue
+        entity_like = "_" in w or len(w) >= 8 or any(c.isdigit() for c in w)
+        if entity_like or (w[0].isupper() and not gd._starts_sentence(text, m.start())):
+            found.add(low)
+    return frozenset(found)
+
+
+_words = st.sampled_from(
+    [
+        "The",
+        "Seattle",
+        "Sea",
+        "flight",
+        "HAT136",
+        "get_user",
+        "reservation",
+        "Mia",
+        "x",
+        "9Ab",
+        "Ab9",
+        "aAb",
+        "_Ab",
+    ]
+)
+_seps = st.sampled_from([" ", ". ", "\n", ' "', " (", ": ", "!", "\t", "", "_", "9", "99", "é", "-"])
+entity_text = st.lists(st.tuples(_words, _seps), max_size=10).map(lambda ps: "".join(a + b for a, b in ps))
+
+
+@settings(max_examples=300, deadline=None)
+@given(entity_text | st.text(max_size=40))
+def test_entities_match_their_recipe(text: str) -> None:
+    assert entities(text) == _entities_reference(text)
+    assert gd.entities_of_identifiers(text, identifiers(text)) == entities(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ops, max_size=20))
+def test_trusted_entry_point_equals_assess_step(seq: list[tuple[object, ...]]) -> None:
+    def make() -> DriftEngine:
+        return DriftEngine(GOAL, token_budget=5000, history_window=4, plan=["search flights"])
+
+    a, b = make(), make()
+    for op in seq:
+        if op[0] != "step":
+            apply(a, op)
+            apply(b, op)
+            continue
+        _, d, o, t, s, tool, now = op
+        try:
+            expected = a.assess_step(d, o, t, s, tool=tool, now=now)  # type: ignore[arg-type]
+        except InvalidInputError:
+            continue  # the trusted path is only ever given validated arguments
+        got = b._assess(d, o, t, float(s), tool, None if now is None else float(now), identifiers(d))  # type: ignore[arg-type]
+        assert got == expected
+    assert a.snapshot() == b.snapshot()
+
+
+def test_tool_word_memo_stays_bounded() -> None:
+    e = DriftEngine(GOAL)
+    for i in range(600):
+        e.assess_step("search flights", "ok", tool=f"tool_{i}")
+    assert len(e._tool_words) <= 256

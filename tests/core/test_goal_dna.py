@@ -18,7 +18,7 @@ from goalkeeper.core.goal_dna import (
     overlap,
     regression_slope,
 )
-from goalkeeper.core.text import jaccard, tokens, trigrams
+from goalkeeper.core.text import LexicalVector, jaccard, tokens, trigrams
 from goalkeeper.errors import ConfigurationError, InvalidInputError, SnapshotError
 
 
@@ -319,3 +319,13 @@ def test_restore_and_continue_matches_uninterrupted(
     assert out_a == out_b
     assert a.snapshot() == b.snapshot()
     assert a.get_trend() == b.get_trend()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40), st.sampled_from(["jaccard", "overlap"]))
+def test_precomputed_vector_gives_the_same_similarity(text: str, measure: str) -> None:
+    dna = GoalDNA("Book a direct flight to Seattle", measure=measure, plan=["search flights"])
+    vector = LexicalVector(tokens(text), trigrams(text))
+    ctx = {"hat136": 1}
+    neutral = frozenset({"search"})
+    assert dna._similarity(text, ctx, neutral, vector) == dna._similarity(text, ctx, neutral)

@@ -218,3 +218,19 @@ def test_any_trigger_escalates_and_restore_continues(contexts, cut, thresholds):
     resumed_decisions += [resumed.route(c) for c in contexts[cut:]]
     assert resumed_decisions == decisions
     assert resumed.snapshot() == straight.snapshot()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(0.0, 1.0),
+    st.booleans(),
+    st.lists(st.floats(0.0, 1.0), min_size=5, max_size=5),
+)
+def test_trusted_route_equals_route_of_a_default_context(
+    drift: float, error: bool, thresholds: list[float]
+) -> None:
+    a, b = DualProcessRouter(*thresholds), DualProcessRouter(*thresholds)
+    expected = a.route(EscalationContext(goal_drift=drift, error_in_last_step=error))
+    assert b._route(goal_drift=drift, error_in_last_step=error) is expected
+    assert b.last_escalation_reasons == a.last_escalation_reasons
+    assert b.snapshot() == a.snapshot()

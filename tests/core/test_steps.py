@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from goalkeeper.core.steps import ContextCompressed, Message, Step
+from goalkeeper.core.steps import ContextCompressed, Message, Step, check_message_fields, check_step_fields
 from goalkeeper.errors import InvalidInputError
 
 
@@ -89,3 +89,78 @@ def test_message_validation() -> None:
 def test_step_text_includes_tool_description_and_scalar_args() -> None:
     s = Step.of(tool="book", description="book a flight", args={"to": "SEA", "n": 2, "x": [1]})
     assert s.text == "book book a flight SEA 2"
+
+
+def test_thought_only_tools_are_keyed_on_their_masked_thought() -> None:
+    # tau-bench's think(thought=...): dropping the reasoning key made every call the same action.
+    a = Step.of("think", {"thought": "check the payment"})
+    b = Step.of("think", {"thought": "check the baggage"})
+    c = Step.of("think", {"thought": "check  the payment at 2024-05-20T11:03:22Z"})
+    d = Step.of("think", {"thought": "check the payment at 2024-05-21T09:00:00Z"})
+    assert a.action_key == 'think:{"thought": "check the payment"}'
+    assert a.action_key != b.action_key
+    assert c.action_key == d.action_key == 'think:{"thought": "check the payment at <ts>"}'
+    assert Step.of("think", {"Reasoning": "x", "rationale": "y"}).action_key == (
+        'think:{"Reasoning": "x", "rationale": "y"}'
+    )
+    # With any other argument, reasoning keys stay out of the key as before.
+    assert Step.of("run", {"cmd": "make", "thought": "a"}).action_key == 'run:{"cmd":"make"}'
+    assert Step.of("run", {"cmd": "make", "thought": "b"}).action_key == 'run:{"cmd":"make"}'
+
+
+def test_computed_keys_are_computed_once_and_not_state() -> None:
+    step = Step.of("search", {"q": "SEA"}, "find flights", "3 found")
+    assert "action_key" not in step.__dict__
+    key = step.action_key
+    assert step.__dict__["action_key"] is key is step.action_key
+    assert step.text == "search find flights SEA"
+    assert step.words == ("search", "find", "flights", "SEA")
+    assert set(step.__getstate__()) == set(Step.__dataclass_fields__)
+    assert "tool" in (Step.action_key.__doc__ or "")  # the class attribute documents the key
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        (Step(tool=3), "tool"),  # type: ignore[arg-type]
+        (Step(description=None), "description"),  # type: ignore[arg-type]
+        (Step(output=b"x"), "output"),  # type: ignore[arg-type]
+        (Step(error=1), "error"),  # type: ignore[arg-type]
+        (Step(args=[1]), "args"),  # type: ignore[arg-type]
+        (Step(exit_code=True), "exit_code"),
+        (Step(exit_code="1"), "exit_code"),  # type: ignore[arg-type]
+    ],
+)
+def test_check_step_fields_names_the_field(step: Step, field: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        check_step_fields(step)
+    assert info.value.field == field
+
+
+def test_check_step_fields_accepts_a_clean_step() -> None:
+    check_step_fields(Step.of("t", {"a": 1}, "d", "o", "e", 2, 5, "th", 1.0))
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (([], "hi"), "role"),  # unhashable: must not escape as a TypeError
+        (("robot", "hi"), "role"),
+        (("user", 3), "content"),
+        (("user", "hi", float("nan")), "ts"),
+        (("user", "hi", 10**400), "ts"),  # too large for a float
+        (("user", "hi", True), "ts"),
+    ],
+)
+def test_message_checks_name_the_field(args: tuple[object, ...], field: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        Message.of(*args)
+    assert info.value.field == field
+    with pytest.raises(InvalidInputError) as info:
+        check_message_fields(Message(*args))  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_message_of_normalises() -> None:
+    assert Message.of("user", "hi", 3) == Message("user", "hi", 3.0)
+    check_message_fields(Message("assistant", "", None))

@@ -541,3 +541,64 @@ def test_rising_external_progress_ends_a_stall() -> None:
     assert t.get_state().stall_turns == 3
     t.set_progress(0.5, reason="metric")
     assert t.get_state().stall_turns == 0
+
+
+# -- validation at the boundary, shared features ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        (Step(tool="search", tokens=-1), "tokens"),
+        (Step(tool="search", tokens=True), "tokens"),  # type: ignore[arg-type]
+        (Step(tool="search", ts=float("nan")), "ts"),
+        (Step(tool="search", ts="noon"), "ts"),  # type: ignore[arg-type]
+        (Step(tool="search", output=None), "output"),  # type: ignore[arg-type]
+        (Step(tool="search", args=["q"]), "args"),  # type: ignore[arg-type]
+        (Step(tool="search", exit_code=1.0), "exit_code"),  # type: ignore[arg-type]
+    ],
+)
+def test_a_malformed_step_is_rejected_before_anything_changes(step: Step, field: str) -> None:
+    # Steps built without Step.of are not validated; the tracker checks one whole step before it
+    # touches any detector, so a bad field cannot leave the loop windows a step ahead of the drift.
+    t = GoalTracker(GOAL, plan=PLAN)
+    t.verify(search(0), now=1.0)
+    before = t.snapshot()
+    with pytest.raises(InvalidInputError) as info:
+        t.verify(step, now=2.0)
+    assert info.value.field == field
+    assert t.snapshot() == before
+
+
+def test_think_steps_with_new_thoughts_are_new_results() -> None:
+    # With every think() call keyed "think:{}", only the first thought counted as a new result.
+    t = GoalTracker("Check the payment and the baggage of the Seattle reservation")
+    thoughts = ["check the payment of the reservation", "check the baggage of the reservation"]
+    verdicts = [t.verify(Step.of("think", {"thought": th}), now=float(i)) for i, th in enumerate(thoughts)]
+    assert all(v.progress_delta > 0 for v in verdicts)
+    assert verdicts[-1].loop_event is None
+
+
+def test_keyword_memo_stays_bounded() -> None:
+    t = GoalTracker(GOAL)
+    for i in range(300):
+        t.verify(Step(tool="search", args={"id": f"id_{i}_x{i}", "q": f"word{i} other{i}"}, output=f"r{i}x"))
+    assert len(t._keywords) <= 512
+
+
+@pytest.mark.parametrize(
+    ("item", "now"),
+    [
+        (Message("user", 42), None),  # type: ignore[arg-type]
+        (Message("user", "book SEA", float("inf")), None),
+        (Message("user", "book SEA"), float("nan")),
+        (Message(["user"], "book SEA"), None),  # type: ignore[arg-type]
+    ],
+)
+def test_a_malformed_message_is_rejected_before_anything_changes(item: Message, now: float | None) -> None:
+    t = GoalTracker(GOAL, plan=PLAN)
+    t.observe(Message.of("user", "I need a flight to Seattle"), now=1.0)
+    before = t.snapshot()
+    with pytest.raises(InvalidInputError):
+        t.observe(item, now=now)
+    assert t.snapshot() == before

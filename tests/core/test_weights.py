@@ -498,3 +498,22 @@ def test_restore_and_continue_matches_uninterrupted_run(ops, cut):
     assert out == out_straight
     assert resumed.snapshot() == straight.snapshot()
     json.dumps(straight.snapshot())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(GOAL_ALIGNMENT_KEYS), st.floats(0.0, 1.0), st.floats(-1e9, 1e9)),
+        max_size=12,
+    )
+)
+def test_trusted_goal_metric_write_records_what_set_goal_metric_records(
+    writes: list[tuple[str, float, float]],
+) -> None:
+    a, b = WeightEngine(max_history=5), WeightEngine(max_history=5)
+    for i, (key, value, ts) in enumerate(writes):
+        a.set_goal_metric(key, value, reason=f"r{i}", source="goal_tracker", timestamp=ts)
+        b._write_goal_metric(key, value, f"r{i}", "goal_tracker", ts)
+    assert b.snapshot() == a.snapshot()
+    assert b.get_recent_changes(5) == a.get_recent_changes(5)
+    assert [type(c.update.delta) for c in b.get_recent_changes(5)] == [float] * min(5, len(writes))

@@ -29,7 +29,12 @@ __all__ = [
 
 
 def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float is no usable number either
+        return False
 
 
 def clip01(x: float) -> float:
@@ -62,12 +67,13 @@ def check_count(name: str, value: object, minimum: int | None = 0) -> int:
     return value
 
 
-def check_now(now: object) -> float | None:
-    """Validate an optional ``now`` (finite seconds) and return it as a float or None."""
+def check_now(now: object, name: str = "now") -> float | None:
+    """Validate an optional time (finite seconds) and return it as a float or None; an error names
+    the field ``name``."""
     if now is None:
         return None
     if not _is_real(now):
-        raise InvalidInputError(f"must be a finite number of seconds or None, got {now!r}", field="now")
+        raise InvalidInputError(f"must be a finite number of seconds or None, got {now!r}", field=name)
     return float(now)  # type: ignore[arg-type]
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import SnapshotError
 from .steps import Step
-from .text import keywords
+from .text import KeywordMemo, keywords
+
+#: A function returning the keywords of a text: :func:`~.text.keywords` or a memo of it.
+KeywordsFn = Callable[[str], frozenset[str]]
 
 __all__ = [
     "ALIGNMENT_FULL_MATCHES",
@@ -42,9 +45,15 @@ class KeywordMemory:
         """Replace the plan's keywords."""
         self.plan = keywords(" ".join(plan))
 
-    def add_context(self, text: str) -> None:
+    def add_context(self, text: str, keywords_of: KeywordsFn = keywords) -> None:
         """Remember the keywords of ``text`` as on-topic (oldest forgotten past CONTEXT_WORDS)."""
-        for word in sorted(keywords(text)):
+        words = keywords_of(text)
+        known = self._context_set
+        # Usually every word is already known; then there is nothing to sort or insert. (Otherwise
+        # the loop below runs as always: a word can be evicted and re-added within one call.)
+        if words <= known.keys():
+            return
+        for word in sorted(words):
             if word in self._context_set:
                 continue
             self._context.append(word)
@@ -54,6 +63,11 @@ class KeywordMemory:
 
     def __contains__(self, word: object) -> bool:
         return word in self.goal or word in self.plan or word in self._context_set
+
+    def count_known(self, words: frozenset[str]) -> int:
+        """How many of ``words`` are on-topic (``sum(w in self for w in words)`` in one pass)."""
+        goal, plan, context = self.goal, self.plan, self._context_set
+        return len([w for w in words if w in goal or w in plan or w in context])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (goal and plan keywords are kept as computed, context in order)."""
@@ -74,17 +88,21 @@ class KeywordMemory:
         return mem
 
 
-def keyword_alignment(step: Step, vocab: KeywordMemory) -> float:
+def keyword_alignment(step: Step, vocab: KeywordMemory, memo: KeywordMemo | None = None) -> float:
     """Heuristic alignment of ``step`` with the goal, in [0, 1].
 
     The step's keywords (from its description and argument values, identifiers split and lightly
     stemmed) are matched against the on-topic vocabulary; ``min(1, matches / min(n, 3))``.
     The tool's name counts when it matches and is not held against the step when it does not (a
     tool is *how*, not *what*). A step with no keywords beyond its tool carries no evidence: 0.5.
+    ``memo`` (optional) gives the same keywords faster when words repeat from step to step.
     """
-    tool_words = keywords(step.tool)
-    rest = keywords(step.text) - tool_words
-    matches = sum(1 for w in rest if w in vocab) + sum(1 for w in tool_words if w in vocab)
+    if memo is None:
+        tool_words, rest = keywords(step.tool), keywords(step.text)
+    else:
+        tool_words, rest = memo(step.tool), memo.of_identifiers(step.words)
+    rest -= tool_words
+    matches = vocab.count_known(rest) + vocab.count_known(tool_words)
     if not rest:
         return 1.0 if matches else 0.5
     return min(1.0, matches / min(len(rest), ALIGNMENT_FULL_MATCHES))
@@ -147,7 +165,10 @@ def reference_state_hash(description: str, output: str) -> str:
     ``lower(strip(description)) + "|" + lower(output)[:200]``, split on whitespace, unique tokens
     sorted, the first 20, MD5, 12 hex characters. Near-identical steps collide on purpose.
     """
-    text = description.strip().lower() + "|" + output.lower()[:200]
+    # Only the head of the output counts; ASCII text can be cut before lower-casing (cheap for long
+    # outputs), while other text may change length or case by context when lower-cased.
+    head = output[:200].lower() if output.isascii() else output.lower()[:200]
+    text = description.strip().lower() + "|" + head
     toks = sorted(set(text.split()))[:20]
     return hashlib.md5(" ".join(toks).encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()[
         :12

@@ -52,9 +52,10 @@ from .goal_dna import (
     TrendDirection,
     config_goal,
     entities,
+    entities_of_identifiers,
     vocabulary,
 )
-from .text import Embedder, tokens
+from .text import Embedder, LexicalVector, TextMemo, identifiers, tokens, tokens_of_identifiers, trigrams
 
 __all__ = [
     "DriftAction",
@@ -101,6 +102,9 @@ ENGINE_HISTORY = 100
 DNA_HISTORY = 200
 #: A signal is named in the explanation when its weighted contribution reaches this.
 EXPLAIN_MIN = 0.05
+#: Signal names as they read in the explanation, in weight order.
+_LABELS = tuple(name.replace("_", " ") for name in SIGNAL_WEIGHTS)
+_WEIGHTS = tuple(SIGNAL_WEIGHTS.values())
 
 
 class DriftAction(StrEnum):
@@ -256,6 +260,9 @@ class DriftEngine:
         self._tokens = 0
         self._surprise = 0.0
         self._last_ts = 0.0
+        # The words of tool names, which repeat on nearly every step: a pure function of the name,
+        # so not part of the snapshot.
+        self._tool_words = TextMemo(tokens)
 
     def _new_dna(self, goal: str, plan: Sequence[str]) -> GoalDNA:
         return GoalDNA(
@@ -302,14 +309,19 @@ class DriftEngine:
 
     # -- signals ------------------------------------------------------------------------------
 
-    def _divergence(self, text: str, neutral: frozenset[str]) -> float:
+    def _divergence(self, text: str, words: frozenset[str], neutral: frozenset[str]) -> float:
+        """Share of ``text``'s entities (``words``: its tokens, when it has no entities) unseen in the
+        goal and the context."""
         goal, ctx = self._dna.tokens, self._context_counts
         # Without entity-like words, all content words stand in (else "git commit parser fix" would
         # look perfectly on topic for a flight booking); the tool's own name is no evidence either way.
-        words = [e for e in (entities(text) or tokens(text)) if e not in neutral or e in goal or e in ctx]
-        if not words:
-            return 0.0
-        return sum(1 for e in words if e not in goal and e not in ctx) / len(words)
+        counted = unseen = 0
+        for e in words:
+            seen = e in goal or e in ctx
+            if seen or e not in neutral:
+                counted += 1
+                unseen += not seen
+        return unseen / counted if counted else 0.0
 
     def _quality(self, length: int) -> float:
         # Tool outputs vary in length by orders of magnitude from one call to the next, so one short
@@ -317,12 +329,14 @@ class DriftEngine:
         # being shorter than the mean of the earlier ones in the window: 1 - longest recent / mean.
         if not length:
             return 0.0
-        base_n = len(self._lengths) - (QUALITY_RECENT - 1)
+        lengths = self._lengths
+        base_n = len(lengths) - (QUALITY_RECENT - 1)
         if base_n < QUALITY_MIN_SAMPLES:
             return 0.0
-        lengths = list(self._lengths)
-        base = sum(lengths[:base_n]) / base_n
-        return clip01(1.0 - max(length, *lengths[base_n:]) / base)
+        # Lengths are integers, so "all minus the recent ones" is the exact sum of the earlier ones.
+        recent = [lengths[-i] for i in range(1, QUALITY_RECENT)]
+        base = (sum(lengths) - sum(recent)) / base_n
+        return clip01(1.0 - max(length, *recent) / base)
 
     def _absorb(self, description: str, output: str) -> None:
         # Words of the goal are never stored: relevance relies on the context being disjoint from it.
@@ -370,32 +384,68 @@ class DriftEngine:
         """
         check_str("description", description)
         check_str("output", output)
-        neutral = tokens(check_str("tool", tool))
+        check_str("tool", tool)
         check_count("tokens_used", tokens_used)
         surprise = check_number("prediction_surprise", prediction_surprise, 0.0, 1.0)
         ts = check_now(now)
+        return self._assess(description, output, tokens_used, surprise, tool, ts)
+
+    def _assess(
+        self,
+        description: str,
+        output: str,
+        tokens_used: int,
+        surprise: float,
+        tool: str,
+        ts: float | None,
+        idents: list[str] | tuple[str, ...] | None = None,
+    ) -> DriftAssessment:
+        """:meth:`assess_step` on validated arguments (GoalTracker validates a step once and calls
+        this); each text feature is computed once and shared by the signals. ``idents``, when given,
+        are ``identifiers(description)``."""
+        neutral = self._tool_words(tool)
         if ts is not None:
             self._last_ts = ts
         length = len(output.strip())
         self._step += 1
         self._tokens += tokens_used
-        relevance = self._dna._similarity(description, self._context_counts, neutral)
-        self._dna._record(self._step, description, relevance, ts)
+        dna = self._dna
+        if idents is None:
+            idents = identifiers(description)
+        words = tokens_of_identifiers(idents)
+        vector = None
+        if self._embedder is None:
+            vector = LexicalVector(words, trigrams(description))
+        relevance = dna._similarity(description, self._context_counts, neutral, vector)
+        dna._record(self._step, description, relevance, ts)
         signals = DriftSignals(
             goal_relevance=clip01(1.0 - relevance),
             token_budget_ratio=min(1.0, self._tokens / self._token_budget),
-            topic_divergence=self._divergence(description, neutral),
+            topic_divergence=self._divergence(
+                description, entities_of_identifiers(description, idents) or words, neutral
+            ),
             output_quality_trend=self._quality(length),
             prediction_surprise=max(surprise, self._surprise),
         )
-        parts = signals.weighted()
-        bonus = CONSECUTIVE_BONUS if self._dna.is_drifting() else 0.0
-        score = clip01(sum(parts.values()) + bonus)
+        values = (
+            signals.goal_relevance,
+            signals.token_budget_ratio,
+            signals.topic_divergence,
+            signals.output_quality_trend,
+            signals.prediction_surprise,
+        )
+        # Same products, same summation order as DriftSignals.weighted() (sum() of a sequence, so
+        # the result is bit-identical on every Python version).
+        weighted = [w * v for w, v in zip(_WEIGHTS, values, strict=True)]
+        bonus = CONSECUTIVE_BONUS if dna.is_drifting() else 0.0
+        score = clip01(sum(weighted) + bonus)
         severity = severity_for_score(score)
-        main = sorted(((v, n) for n, v in parts.items() if v >= EXPLAIN_MIN), reverse=True)
-        why = ", ".join(f"{n.replace('_', ' ')} {getattr(signals, n):.2f}" for _, n in main) or "no signal"
+        # Largest contribution first; ties go by signal name, as sorting (value, name) pairs does.
+        items = zip(weighted, SIGNAL_WEIGHTS, _LABELS, values, strict=True)
+        main = sorted([item for item in items if item[0] >= EXPLAIN_MIN], reverse=True)
+        why = ", ".join([f"{label} {value:.2f}" for _, _, label, value in main]) or "no signal"
         if bonus:
-            why += f"; {self._dna.consecutive_drift_count} low-relevance steps in a row (+{bonus:.2f})"
+            why += f"; {dna.consecutive_drift_count} low-relevance steps in a row (+{bonus:.2f})"
         assessment = DriftAssessment(
             score=score,
             signals=signals,

@@ -34,6 +34,7 @@ __all__ = [
     "SimilarityMeasure",
     "TrendDirection",
     "entities",
+    "entities_of_identifiers",
     "overlap",
     "regression_slope",
     "vocabulary",
@@ -116,19 +117,48 @@ def entities(text: str) -> frozenset[str]:
     of :data:`ENTITY_MIN_LEN` or more letters. Stop words and words of two characters or fewer never
     count, so every entity is also one of :func:`~goalkeeper.core.text.tokens`.
     """
-    found = set()
-    for m in _WORD_RE.finditer(text):
-        w = m.group()
+    return entities_of_identifiers(text, _WORD_RE.findall(text))
+
+
+def entities_of_identifiers(text: str, words: Sequence[str]) -> frozenset[str]:
+    """:func:`entities` of ``text`` given its identifiers (:func:`~goalkeeper.core.text.identifiers`)."""
+    # A word is ASCII letters, digits and "_" only, so "not all letters" means "has a "_" or a digit".
+    found = {w.lower() for w in words if len(w) > 2 and (len(w) >= ENTITY_MIN_LEN or not w.isalpha())}
+    found -= STOP_WORDS
+    # Short capitalised words count unless they open a sentence ("The", "Calculate" are capitalised
+    # by grammar, not because they name something); only they need their position in the text.
+    capitalised = {w for w in words if 2 < len(w) < ENTITY_MIN_LEN and w[0].isupper() and w.isalpha()}
+    for w in capitalised:
         low = w.lower()
-        if len(w) <= 2 or low in STOP_WORDS:
+        if low in STOP_WORDS or low in found:
             continue
-        if "_" in w or len(w) >= ENTITY_MIN_LEN or any(c.isdigit() for c in w):
-            found.add(low)
-        elif w[0].isupper() and not _starts_sentence(text, m.start()):
-            # "The"/"Calculate" at the start of a sentence are capitalised by grammar, not because
-            # they name something.
-            found.add(low)
+        # Visit this word's occurrences (usually one) rather than every word of the text.
+        at = text.find(w)
+        while at >= 0:
+            if _is_word_at(text, at, len(w)) and not _starts_sentence(text, at):
+                found.add(low)
+                break
+            at = text.find(w, at + 1)
     return frozenset(found)
+
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _is_word_at(text: str, start: int, length: int) -> bool:
+    """True when ``text[start:start + length]`` is a whole word as :data:`_WORD_RE` splits the text.
+
+    A word ends where word characters end; it starts at a letter or "_" that is not inside an
+    earlier word, i.e. that follows a non-word character, the start, or digits that themselves follow
+    one (``_WORD_RE`` cannot start a word with a digit, so "9Ab" holds the word "Ab").
+    """
+    end = start + length
+    if end < len(text) and text[end] in _WORD_CHARS:
+        return False
+    i = start - 1
+    while i >= 0 and "0" <= text[i] <= "9":
+        i -= 1
+    return i < 0 or text[i] not in _WORD_CHARS
 
 
 def _starts_sentence(text: str, i: int) -> bool:
@@ -310,30 +340,37 @@ class GoalDNA:
         return self._similarity(check_str("text", text))
 
     def _similarity(
-        self, text: str, context: Mapping[str, int] | None = None, neutral: frozenset[str] = frozenset()
+        self,
+        text: str,
+        context: Mapping[str, int] | None = None,
+        neutral: frozenset[str] = frozenset(),
+        vector: LexicalVector | None = None,
     ) -> float:
         """Similarity of ``text``.
 
         ``context`` adds words (never goal words) to the goal's token set; words in ``neutral`` (the
         tool's name) count for the step when the goal or context has them and are ignored otherwise.
+        ``vector``, when given, is ``text``'s tokens and trigrams already computed by the caller.
         """
         if self._embedder is not None:
             vec = self._embedder.embed(text)
             best = max(self._embedder.similarity(a, vec) for a in self._anchors)
             return clip01(best) if math.isfinite(best) else NO_SIGNAL
-        step = LexicalVector(tokens(text), trigrams(text))
+        step = vector if vector is not None else LexicalVector(tokens(text), trigrams(text))
         if self._measure is SimilarityMeasure.JACCARD:
             return LexicalEmbedder(TOKEN_WEIGHT, NO_SIGNAL).similarity(self._vec, step)
         if not (step.tokens or step.trigrams):
             return NO_SIGNAL
         ref, ctx = self._vec.tokens, context or {}
-        words = [t for t in step.tokens if t not in neutral or t in ref or t in ctx]
+        counted = matched = 0  # the step's words that count, and those the goal or context has
+        for t in step.tokens:
+            known = t in ref or t in ctx
+            if known or t not in neutral:
+                counted += 1
+                matched += known
         # The context never repeats a goal word, so the reference set has len(ref) + len(ctx) members.
-        size = min(len(words), len(ref) + len(ctx))
-        if size:
-            tok = sum(1 for t in words if t in ref or t in ctx) / size
-        else:
-            tok = NO_SIGNAL if not words else 0.0
+        size = min(counted, len(ref) + len(ctx))
+        tok = matched / size if size else (0.0 if counted else NO_SIGNAL)
         return TOKEN_WEIGHT * tok + (1.0 - TOKEN_WEIGHT) * overlap(step.trigrams, self._vec.trigrams)
 
     # -- checks -------------------------------------------------------------------------------

@@ -1,57 +1,39 @@
-"""The individual loop detectors that :class:`~goalkeeper.core.loops.MultiResolutionLoopDetector` fuses.
+"""The loop detectors' base class and the four reference detectors.
 
 Each detector watches one pattern over a bounded window and returns a :class:`LoopSignal` when the
-pattern is present. There are two families:
+pattern is present. This module holds :class:`Detector` (the hooks, the signal helper and
+snapshot/restore every detector shares) and the four **reference** detectors of corteX's
+``MultiResolutionLoopDetector``: :class:`ExactHashDetector`, :class:`SemanticJaccardDetector`,
+:class:`OscillationDetector` and :class:`DeadEndDetector`. The **peer rules** of other agent
+frameworks live in :mod:`~goalkeeper.core.loop_peers`;
+:class:`~goalkeeper.core.loops.MultiResolutionLoopDetector` fuses them all.
 
-* the four **reference** detectors of corteX's ``MultiResolutionLoopDetector``:
-  :class:`ExactHashDetector`, :class:`SemanticJaccardDetector`, :class:`OscillationDetector` and
-  :class:`DeadEndDetector`;
-* the **peer rules** of other agent frameworks (OpenHands' stuck detector, Gemini CLI's tool-call
-  loop): :class:`ActionObservationRule`, :class:`ActionErrorRule`, :class:`AlternationRule`,
-  :class:`MonologueRule`, :class:`EmptyResponseRule`, :class:`CompressionRule` and
-  :class:`ToolCallStreakRule`.
-
-Detectors never see raw steps: they see :class:`StepFacts`, the keys of one step computed once by
-:func:`step_facts` (goalkeeper keying: volatile-insensitive action and observation keys) or
-:func:`reference_facts` (the reference keying: a hash of ``description|output``). Every detector
-also sets :attr:`Detector.pressure` in [0, 1) after each step: how close it came to firing, which
-the fusion turns into a small rise of ``loop_risk`` below the nudge level.
+Detectors see :class:`~goalkeeper.core.loop_keys.StepFacts`, the keys of one step computed once.
+Every detector also sets :attr:`Detector.pressure` in [0, 1) after each step: how close it came to
+firing, which the fusion turns into a small rise of ``loop_risk`` below the nudge level.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, Self
 
 from ..errors import ConfigurationError, SnapshotError
 from . import _snapshot
-from .steps import Step
-from .text import collapse_ws, jaccard, mask_volatile, stable_hash, tokens
+from .loop_keys import StepFacts
+from .text import jaccard
 
 __all__ = [
-    "ActionErrorRule",
-    "ActionObservationRule",
-    "AlternationRule",
-    "CompressionRule",
     "DeadEndDetector",
     "Detector",
-    "EmptyResponseRule",
     "ExactHashDetector",
     "LoopSignal",
     "LoopType",
-    "MonologueRule",
     "OscillationDetector",
     "SemanticJaccardDetector",
-    "StepFacts",
-    "ToolCallStreakRule",
-    "reference_facts",
-    "step_facts",
 ]
 
 
@@ -119,138 +101,6 @@ class LoopSignal:
             _snapshot.field(data, "repeat_count", int, kind),
             _snapshot.field(data, "timestamp", float, kind),
         )
-
-
-class StepFacts(NamedTuple):
-    """The keys of one step that the detectors compare, computed once per step.
-
-    Attributes:
-        label: tool name (or action type) shown in messages.
-        action: identity of the action alone (goalkeeper: ``Step.action_key``; reference: action type).
-        pair: identity of action *and* result (goalkeeper: hash of action and observation keys;
-            reference: SHA-256 of the normalised ``description|output``, 16 hex chars).
-        cycle: what the oscillation detector sequences (goalkeeper: ``pair``; reference: action type).
-        family: near-duplicate family: steps are compared by Jaccard only within one family
-            (goalkeeper: tool plus arguments with free-text values blanked; reference: ``""``).
-        tokens: token set compared by Jaccard.
-        echo: what near-duplicates must share as result (goalkeeper: observation with the step's
-            own free text blanked out; reference: ``""``, i.e. no requirement).
-        error: normalised head of the error text, or ``None`` when the step has no error text.
-        failed: the step failed (error or non-zero exit code).
-        observation: identity of the result alone (``Step.observation_key``; reference: ``""``).
-        approach: short text recorded in ``tried_approaches``.
-    """
-
-    label: str
-    action: str
-    pair: str
-    cycle: str
-    family: str
-    tokens: frozenset[str]
-    echo: str
-    error: str | None
-    failed: bool
-    observation: str
-    approach: str
-
-
-#: Error heads compared by the dead-end detector are this long (the reference's 60 characters).
-ERROR_HEAD_CHARS = 60
-#: How much of a step's output the reference keying tokenises (bounds the per-step cost).
-REFERENCE_TOKEN_CHARS = 1000
-#: How much of the output the echo-insensitive observation looks at (the observation key's span).
-_ECHO_CHARS = 2500
-_APPROACH_CHARS = 120
-# Argument keys that carry the agent's reasoning. Step.action_key drops them so that varying thought
-# text cannot hide a loop; a tool whose *only* arguments are reasoning (tau-bench's ``think``) would
-# then collapse into one action, so for such tools the text is the action.
-_THOUGHT_KEYS = frozenset({"thought", "thoughts", "reasoning", "rationale"})
-_TEXT_SLOT = "\x00text"
-_NUMBERED = re.compile(r"[a-z_]*[0-9][a-z0-9_]*")
-
-
-def _error_head(error: str) -> str:
-    return collapse_ws(mask_volatile(error).lower())[:ERROR_HEAD_CHARS]
-
-
-def _blank_free_text(value: Any, texts: list[str]) -> Any:
-    """Replace every string containing whitespace (free text) by a placeholder, collecting them."""
-    if isinstance(value, dict):
-        return {k: _blank_free_text(v, texts) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_blank_free_text(v, texts) for v in value]
-    if isinstance(value, str) and " " in value:
-        texts.append(value)
-        return _TEXT_SLOT
-    return value
-
-
-def _echo_key(step: Step, texts: list[str], observation: str) -> str:
-    """The observation with the step's own free text blanked out, so that a reworded query whose
-    error message quotes the query still counts as the same result. Falls back to ``observation``
-    when no free text is echoed (the common case, which then costs one substring scan)."""
-    raw = f"{step.output[:_ECHO_CHARS]}\x1f{step.error or ''}"
-    low = raw.lower()
-    echoed = [t.lower() for t in texts if t.lower() in low]
-    if not echoed:
-        return observation
-    text = mask_volatile(raw).lower()
-    for t in sorted(echoed, key=len, reverse=True):
-        text = text.replace(t, "<echo>")
-    return stable_hash(f"{text}\x1f{step.exit_code}")
-
-
-def step_facts(step: Step) -> StepFacts:
-    """The goalkeeper keying of ``step``: built on ``Step.action_key`` / ``Step.observation_key``.
-
-    Volatile details (ids, timestamps, whitespace, key order, thought text) do not change the keys;
-    different business objects (another reservation id, another file) do.
-    """
-    action = step.action_key
-    tool = step.tool
-    if step.args and action.endswith(":{}") and all(str(k).lower() in _THOUGHT_KEYS for k in step.args):
-        action = action[:-2] + mask_volatile(json.dumps(step.args, sort_keys=True, default=str))
-    observation = step.observation_key
-    pair = stable_hash(f"{action}\x1f{observation}")
-    texts: list[str] = []
-    if not tool and not step.args:
-        family = "desc:"
-        texts.append(action[5:])
-    else:
-        canonical = action[len(tool) + 1 :]
-        family = action
-        # Canonical JSON has no whitespace outside string values, so a space means free text.
-        if " " in canonical:
-            try:
-                skeleton = _blank_free_text(json.loads(canonical), texts)
-                family = f"{tool}:{json.dumps(skeleton, sort_keys=True, separators=(',', ':'))}"
-            except ValueError:  # not JSON (the thought-only form above): compare it as free text
-                family, texts = f"{tool}:", [canonical]
-    toks = frozenset({f"\x00{tool}"})
-    if texts:
-        joined = " ".join(texts)
-        # tokens() drops short words and numbers, but "order A1" and "order B2", "page 2" and
-        # "page 3" are different objects, not rewordings: words with a digit are kept as well.
-        toks = toks | tokens(joined) | frozenset(_NUMBERED.findall(joined.lower()))
-    echo = _echo_key(step, texts, observation) if texts else observation
-    error = _error_head(step.error) if step.error else None
-    return StepFacts(
-        tool or "step", action, pair, pair, family, toks, echo, error, step.failed, observation,
-        action[:_APPROACH_CHARS],
-    )  # fmt: skip
-
-
-def reference_facts(action_type: str, description: str, output: str, error: str | None) -> StepFacts:
-    """The reference keying: SHA-256 of ``"description|output"`` (lower-cased, whitespace collapsed)
-    truncated to 16 hex chars, token set of description and output, oscillation on ``action_type``."""
-    text = f"{collapse_ws(description.lower())}|{collapse_ws(output.lower())}"
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    toks = tokens(f"{description} {output[:REFERENCE_TOKEN_CHARS]}")
-    err = collapse_ws(error.lower())[:ERROR_HEAD_CHARS] if error else None
-    approach = (description or action_type)[:_APPROACH_CHARS]
-    return StepFacts(
-        action_type or "step", action_type, digest, action_type, "", toks, "", err, bool(error), "", approach
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,216 +474,3 @@ class DeadEndDetector(_Counted):
             self.pressure = self._streak_pressure(count)
             return None
         return self._signal(count, f"same error {count} times: {error!r}", now)
-
-
-# ---------------------------------------------------------------------------------------------
-# Peer rules
-# ---------------------------------------------------------------------------------------------
-
-
-class _Streak(Detector):
-    """A run of consecutive steps sharing a key; subclasses choose the key."""
-
-    state: ClassVar[tuple[str, ...]] = ("_last", "_count")
-    _last: str | None = None
-    _count = 0
-    label: ClassVar[str]
-
-    def __init__(self, threshold: int) -> None:
-        self.threshold = _positive(f"{type(self).__name__} threshold", threshold, 2)
-
-    def _key(self, facts: StepFacts) -> str | None:
-        raise NotImplementedError
-
-    def on_step(self, facts: StepFacts, now: float) -> LoopSignal | None:
-        key = self._key(facts)
-        self._count = 0 if key is None else self._count + 1 if key == self._last else 1
-        self._last = key
-        return self._check(now, facts.label)
-
-    def _check(self, now: float, label: str) -> LoopSignal | None:
-        if self._count < self.threshold:
-            self.pressure = self._streak_pressure(self._count)
-            return None
-        return self._signal(self._count, f"{self._count} consecutive {self.label} ({label})", now)
-
-
-class ActionObservationRule(_Streak):
-    """OpenHands rule 1: the same action with the same observation ``threshold`` (4) times in a row.
-    Confidence ``0.6 + 0.1 * (count - threshold)``."""
-
-    loop_type = LoopType.REPEATING_ACTION_OBSERVATION
-    base, step = 0.6, 0.1
-    label = "identical steps with identical results"
-
-    def __init__(self, threshold: int = 4) -> None:
-        super().__init__(threshold)
-
-    def _key(self, facts: StepFacts) -> str | None:
-        return facts.pair
-
-
-class ActionErrorRule(_Streak):
-    """OpenHands rule 2: the same action failing ``threshold`` (3) times in a row, whatever the error
-    text says. Confidence ``0.6 + 0.1 * (count - threshold)``."""
-
-    loop_type = LoopType.REPEATING_ACTION_ERROR
-    base, step = 0.6, 0.1
-    label = "failures of the same call"
-
-    def __init__(self, threshold: int = 3) -> None:
-        super().__init__(threshold)
-
-    def _key(self, facts: StepFacts) -> str | None:
-        return facts.action if facts.failed else None
-
-
-class ToolCallStreakRule(_Streak):
-    """Gemini CLI: ``threshold`` (5) consecutive identical calls.
-
-    Confidence ``0.6 + 0.1 * (count - threshold)``. With ``progress_aware`` (goalkeeper) a call
-    counts only if its result already came back earlier in the streak: polling a job whose status
-    changes is progress, while a result that flaps between known values is not. The remembered
-    results are capped at 32.
-    """
-
-    loop_type = LoopType.TOOL_CALL_STREAK
-    base, step = 0.6, 0.1
-    params = ("threshold", "progress_aware")
-    state = ("_last", "_count", "_seen")
-    label = "identical calls"
-
-    def __init__(self, threshold: int = 5, progress_aware: bool = False) -> None:
-        super().__init__(threshold)
-        self.progress_aware = bool(progress_aware)
-        self._seen: deque[str] = deque(maxlen=32)
-
-    def on_step(self, facts: StepFacts, now: float) -> LoopSignal | None:
-        if facts.action != self._last:
-            self._last, self._count = facts.action, 1
-            self._seen.clear()
-        elif not self.progress_aware or facts.observation in self._seen:
-            self._count += 1
-        if facts.observation not in self._seen:
-            self._seen.append(facts.observation)
-        return self._check(now, facts.label)
-
-
-class AlternationRule(Detector):
-    """OpenHands rule 4: two different steps (action and result) alternating for ``threshold`` (3)
-    cycles, i.e. six events A B A B A B. Confidence ``0.6 + 0.1 * (cycles - threshold)``."""
-
-    loop_type = LoopType.ALTERNATING_PATTERN
-    base, step = 0.6, 0.1
-    state = ("_prev", "_prev2", "_run")
-    _prev: str | None = None
-    _prev2: str | None = None
-    _run = 0  # length of the alternating tail
-
-    def __init__(self, threshold: int = 3) -> None:
-        self.threshold = _positive("alternation_cycles", threshold, 2)
-
-    def on_step(self, facts: StepFacts, now: float) -> LoopSignal | None:
-        key = facts.pair
-        if key == self._prev:
-            self._run = 1
-        elif key == self._prev2:
-            self._run += 1
-        else:
-            self._run = 2 if self._prev is not None else 1
-        self._prev2, self._prev = self._prev, key
-        cycles = self._run // 2
-        if cycles < self.threshold:
-            self.pressure = max(0.0, (self._run - 2) / (2 * self.threshold - 2))
-            return None
-        return self._signal(cycles, f"two steps alternating for {cycles} cycles ({facts.label})", now)
-
-
-class _MessageStreak(Detector):
-    """A run of chat messages or markers; any step breaks it."""
-
-    turn_scoped = False
-    watches_messages = True
-    state = ("_last", "_count")
-    _last: str | None = None
-    _count = 0
-    evidence: ClassVar[str]
-
-    def __init__(self, threshold: int) -> None:
-        self.threshold = _positive(f"{type(self).__name__} threshold", threshold, 2)
-
-    def on_step(self, facts: StepFacts, now: float) -> LoopSignal | None:
-        self._last, self._count, self.pressure = None, 0, 0.0  # cheaper than clear() on the hot path
-        return None
-
-    def _bump(self, key: str, now: float) -> LoopSignal | None:
-        self._count = self._count + 1 if key == self._last else 1
-        self._last = key
-        if self._count < self.threshold:
-            self.pressure = self._streak_pressure(self._count)
-            return None
-        return self._signal(self._count, self.evidence.format(n=self._count), now)
-
-
-class MonologueRule(_MessageStreak):
-    """OpenHands rule 3: ``threshold`` (3) identical assistant messages with no step between them.
-    A user message also breaks the run: a canned reply to several different requests is not a loop.
-    Confidence ``0.5 + 0.15 * (count - threshold)``."""
-
-    loop_type = LoopType.MONOLOGUE
-    base, step = 0.5, 0.15
-    evidence = "the same assistant message {n} times with no action between"
-
-    def __init__(self, threshold: int = 3) -> None:
-        super().__init__(threshold)
-
-    def on_message(self, role: str, key: str, empty: bool, now: float) -> LoopSignal | None:
-        if role != "assistant" or empty:
-            self.clear()
-            return None
-        return self._bump(key, now)
-
-
-class EmptyResponseRule(_MessageStreak):
-    """OpenHands rule 6: ``threshold`` (3) consecutive empty (or whitespace-only) assistant messages.
-    User messages do not break the run; a step, a compression or a real reply does.
-    Confidence ``0.5 + 0.15 * (count - threshold)``."""
-
-    loop_type = LoopType.EMPTY_RESPONSE
-    base, step = 0.5, 0.15
-    evidence = "{n} empty assistant responses in a row"
-
-    def __init__(self, threshold: int = 3) -> None:
-        super().__init__(threshold)
-
-    def on_message(self, role: str, key: str, empty: bool, now: float) -> LoopSignal | None:
-        if role != "assistant":
-            return None
-        if not empty:
-            self.clear()
-            return None
-        return self._bump("", now)
-
-    def on_compressed(self, now: float) -> LoopSignal | None:
-        self.clear()
-        return None
-
-
-class CompressionRule(_MessageStreak):
-    """OpenHands rule 5: context compressions back to back, ``threshold`` (2) with nothing but user
-    messages between them. Confidence ``0.5 + 0.15 * (count - threshold)``."""
-
-    loop_type = LoopType.CONTEXT_WINDOW
-    base, step = 0.5, 0.15
-    evidence = "{n} context compressions back to back"
-
-    def __init__(self, threshold: int = 2) -> None:
-        super().__init__(threshold)
-
-    def on_message(self, role: str, key: str, empty: bool, now: float) -> LoopSignal | None:
-        if role == "assistant":
-            self.clear()
-        return None
-
-    def on_compressed(self, now: float) -> LoopSignal | None:
-        return self._bump("", now)

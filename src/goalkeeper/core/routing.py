@@ -76,6 +76,9 @@ class EscalationContext:
                 object.__setattr__(self, f.name, check_number(f.name, value, 0.0, 1.0))
 
 
+#: The context of a step with nothing but drift and the last step's failure to report.
+_DEFAULT_CONTEXT = EscalationContext()
+
 #: Constructor argument names, in the order of the trigger table.
 _THRESHOLDS = (
     "surprise_threshold",
@@ -128,8 +131,28 @@ class DualProcessRouter:
         """
         if not isinstance(ctx, EscalationContext):
             raise InvalidInputError(f"must be an EscalationContext, got {type(ctx).__name__}", field="ctx")
-        self._reasons = self.escalation_reasons(ctx)
-        if self._reasons:
+        return self._count(self.escalation_reasons(ctx))
+
+    def _route(self, *, goal_drift: float, error_in_last_step: bool) -> ProcessType:
+        """:meth:`route` for a context whose other fields have their defaults, from values the caller
+        computed itself (GoalTracker: its drift score, in [0, 1]). Building and validating an
+        :class:`EscalationContext` per step cost more than the decision."""
+        d = _DEFAULT_CONTEXT
+        return self._count(
+            self._reasons_for(
+                d.surprise_magnitude,
+                d.population_agreement,
+                d.task_novelty,
+                d.enterprise_safety,
+                d.user_explicit_request,
+                error_in_last_step,
+                goal_drift,
+            )
+        )
+
+    def _count(self, reasons: list[str]) -> ProcessType:
+        self._reasons = reasons
+        if reasons:
             self._system2 += 1
             return ProcessType.SYSTEM2
         self._system1 += 1
@@ -137,25 +160,41 @@ class DualProcessRouter:
 
     def escalation_reasons(self, ctx: EscalationContext) -> list[str]:
         """Every trigger ``ctx`` fires, in table order, without counting a decision."""
+        return self._reasons_for(
+            ctx.surprise_magnitude,
+            ctx.population_agreement,
+            ctx.task_novelty,
+            ctx.enterprise_safety,
+            ctx.user_explicit_request,
+            ctx.error_in_last_step,
+            ctx.goal_drift,
+        )
+
+    def _reasons_for(
+        self,
+        surprise: float,
+        agreement: float,
+        novelty: float,
+        safety: float,
+        user_request: bool,
+        error: bool,
+        drift: float,
+    ) -> list[str]:
         reasons: list[str] = []
-        if ctx.surprise_magnitude > self.surprise_threshold:
-            reasons.append(
-                f"high surprise: surprise_magnitude {ctx.surprise_magnitude} > {self.surprise_threshold}"
-            )
-        if ctx.population_agreement < self.agreement_threshold:
-            reasons.append(
-                f"low agreement: population_agreement {ctx.population_agreement} < {self.agreement_threshold}"
-            )
-        if ctx.task_novelty > self.novelty_threshold:
-            reasons.append(f"novel task: task_novelty {ctx.task_novelty} > {self.novelty_threshold}")
-        if ctx.enterprise_safety > self.safety_threshold:
-            reasons.append(f"safety: enterprise_safety {ctx.enterprise_safety} > {self.safety_threshold}")
-        if ctx.user_explicit_request:
+        if surprise > self.surprise_threshold:
+            reasons.append(f"high surprise: surprise_magnitude {surprise} > {self.surprise_threshold}")
+        if agreement < self.agreement_threshold:
+            reasons.append(f"low agreement: population_agreement {agreement} < {self.agreement_threshold}")
+        if novelty > self.novelty_threshold:
+            reasons.append(f"novel task: task_novelty {novelty} > {self.novelty_threshold}")
+        if safety > self.safety_threshold:
+            reasons.append(f"safety: enterprise_safety {safety} > {self.safety_threshold}")
+        if user_request:
             reasons.append("user request: the user asked for careful reasoning")
-        if ctx.error_in_last_step:
+        if error:
             reasons.append("previous error: the last step failed")
-        if ctx.goal_drift > self.drift_threshold:
-            reasons.append(f"goal drift: goal_drift {ctx.goal_drift} > {self.drift_threshold}")
+        if drift > self.drift_threshold:
+            reasons.append(f"goal drift: goal_drift {drift} > {self.drift_threshold}")
         return reasons
 
     @property

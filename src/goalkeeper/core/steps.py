@@ -8,23 +8,33 @@ already clean.
 Two derived keys drive loop detection:
 
 * :attr:`Step.action_key`: the tool and its canonical arguments (see
-  :func:`~goalkeeper.core.text.canonical_args`); the agent's ``thought`` text is *not* part of it.
+  :func:`~goalkeeper.core.text.canonical_args`); the agent's ``thought`` text is *not* part of it,
+  unless reasoning is all the tool takes (``think(thought=...)``).
 * :attr:`Step.observation_key`: the result of the call, with volatile details masked, the error
   text (if any) and the exit code.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Literal, cast
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from ..errors import InvalidInputError
-from .text import canonical_args, mask_volatile, stable_hash
+from ._checks import check_now
+from .text import REASONING_ARG_KEYS, canonical_args, identifiers, mask_volatile, stable_hash
 
-__all__ = ["ContextCompressed", "Message", "Observation", "Role", "Step"]
+__all__ = [
+    "ContextCompressed",
+    "Message",
+    "Observation",
+    "Role",
+    "Step",
+    "check_message_fields",
+    "check_step_fields",
+]
 
 Role = Literal["user", "assistant", "system"]
 _ROLES: frozenset[str] = frozenset({"user", "assistant", "system"})
@@ -33,6 +43,35 @@ _ROLES: frozenset[str] = frozenset({"user", "assistant", "system"})
 #: compared by their head and tail, which is where status lines and errors live.
 _OBS_HEAD = 2000
 _OBS_TAIL = 500
+
+
+T = TypeVar("T")
+
+
+class _lazy(Generic[T]):
+    """A computed-once attribute, like :func:`functools.cached_property` without its lock.
+
+    Python 3.11's ``cached_property`` takes a lock on every first access, which costs more than some
+    of the keys it guards; a step is built and read by one thread. The value lands in the instance
+    ``__dict__``, which shadows this (non-data) descriptor from then on, so later reads are plain
+    attribute lookups.
+    """
+
+    def __init__(self, fn: Callable[[Any], T]) -> None:
+        self._fn = fn
+        self._name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _lazy[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object, owner: type | None = None) -> T | _lazy[T]:
+        if obj is None:
+            return self
+        value = self._fn(obj)
+        obj.__dict__[self._name] = value
+        return value
 
 
 def _check_str(name: str, value: object, *, optional: bool = False) -> str | None:
@@ -104,8 +143,6 @@ class Step:
         elif output is None:
             out_s = ""
         else:
-            import json
-
             try:
                 out_s = json.dumps(output, sort_keys=True, default=repr)
             except (TypeError, ValueError) as exc:
@@ -129,15 +166,25 @@ class Step:
         """True when the step reported an error or a non-zero exit code."""
         return self.error is not None or (self.exit_code is not None and self.exit_code != 0)
 
-    @cached_property
+    @_lazy
     def action_key(self) -> str:
         """Identity of the action: tool plus canonical arguments; the description stands in when
-        there are neither tool nor arguments. Thought text never takes part."""
+        there are neither tool nor arguments.
+
+        The agent's thought text never takes part, with one exception: a tool whose *only*
+        arguments are reasoning keys (:data:`~goalkeeper.core.text.REASONING_ARG_KEYS`, like
+        tau-bench's ``think(thought=...)``) is keyed on their masked text, since dropping them would
+        make every call of it the same action.
+        """
         if not self.tool and not self.args:
             return "desc:" + mask_volatile(self.description.lower())
+        if self.args and all(str(k).lower() in REASONING_ARG_KEYS for k in self.args):
+            # The form loop detection has keyed such steps on from the start, so that loop keys
+            # stored in snapshots stay valid.
+            return f"{self.tool}:" + mask_volatile(json.dumps(self.args, sort_keys=True, default=str))
         return f"{self.tool}:{canonical_args(self.args)}"
 
-    @cached_property
+    @_lazy
     def observation_key(self) -> str:
         """Identity of the result: masked output head/tail, masked error, exit code (hashed)."""
         out = self.output
@@ -146,15 +193,59 @@ class Step:
         err = mask_volatile(self.error) if self.error is not None else ""
         return stable_hash(f"{mask_volatile(out)}\x1f{err}\x1f{self.exit_code}")
 
-    @property
+    @_lazy
     def text(self) -> str:
         """The step as free text (tool, description and argument values), for relevance scoring."""
         parts = [self.tool, self.description]
-        parts.extend(str(v) for v in self.args.values() if isinstance(v, (str, int, float)))
-        return " ".join(p for p in parts if p)
+        parts += [str(v) for v in self.args.values() if isinstance(v, (str, int, float))]
+        return " ".join([p for p in parts if p])
 
-    def __getstate__(self) -> dict[str, Any]:  # cached_property values are not part of the state
+    @_lazy
+    def words(self) -> tuple[str, ...]:
+        """The identifiers of :attr:`text` (see :func:`~goalkeeper.core.text.identifiers`), found
+        once and shared by the word features the detectors derive from them."""
+        return tuple(identifiers(self.text))
+
+    def __getstate__(self) -> dict[str, Any]:  # computed keys are not part of the state
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def check_step_fields(step: Step) -> None:
+    """Check the fields the detectors read (a :class:`Step` built directly is not validated).
+
+    Raises:
+        InvalidInputError: ``tool``, ``description`` or ``output`` is not a string, ``error`` not a
+            string or None, ``args`` not a mapping, or ``exit_code`` not an integer or None;
+            ``.field`` names it.
+    """
+    for name, value in (("tool", step.tool), ("description", step.description), ("output", step.output)):
+        if not isinstance(value, str):
+            raise InvalidInputError(f"must be a string, got {type(value).__name__}", field=name)
+    if step.error is not None and not isinstance(step.error, str):
+        raise InvalidInputError("must be a string or None", field="error")
+    if not isinstance(step.args, Mapping):
+        raise InvalidInputError(f"must be an object, got {type(step.args).__name__}", field="args")
+    if step.exit_code is not None and (
+        isinstance(step.exit_code, bool) or not isinstance(step.exit_code, int)
+    ):
+        raise InvalidInputError("must be an integer or None", field="exit_code")
+
+
+def check_message_fields(message: Message) -> None:
+    """Check a :class:`Message` built directly (without :meth:`Message.of`).
+
+    Raises:
+        InvalidInputError: ``role`` is not user/assistant/system, ``content`` is not a string, or
+            ``ts`` is not a finite number or None; ``.field`` names it.
+    """
+    _check_role(message.role)
+    _check_str("content", message.content)
+    check_now(message.ts, "ts")
+
+
+def _check_role(role: object) -> None:
+    if not isinstance(role, str) or role not in _ROLES:
+        raise InvalidInputError(f"must be one of {', '.join(sorted(_ROLES))}, got {role!r}", field="role")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +259,9 @@ class Message:
     @classmethod
     def of(cls, role: object, content: object, ts: object = None) -> Message:
         """Validate and build a :class:`Message`; raises :class:`InvalidInputError` naming the field."""
-        if role not in _ROLES:
-            raise InvalidInputError(f"must be one of {', '.join(sorted(_ROLES))}, got {role!r}", field="role")
+        _check_role(role)
         content_s = "" if content is None else _check_str("content", content)
-        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float))):
-            raise InvalidInputError("must be a number of seconds or null", field="ts")
-        return cls(cast(Role, role), content_s or "", None if ts is None else float(ts))
+        return cls(cast(Role, role), content_s or "", check_now(ts, "ts"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Self
 
 from ..errors import ConfigurationError, InvalidInputError, SnapshotError
-from ._checks import check_now, check_str, clip01
+from ._checks import check_count, check_now, check_str, clip01
 from ._snapshot import check_header, header
 from ._tracker_parts import (
     ALIGNMENT_FULL_MATCHES,
@@ -59,9 +59,9 @@ from .decision import (
 )
 from .drift import DriftAssessment, DriftEngine
 from .loops import Escalation, LoopEvent, MultiResolutionLoopDetector
-from .routing import DualProcessRouter, EscalationContext, ProcessType
-from .steps import ContextCompressed, Message, Step
-from .text import Embedder
+from .routing import DualProcessRouter, ProcessType
+from .steps import ContextCompressed, Message, Step, check_message_fields, check_step_fields
+from .text import Embedder, KeywordMemo
 from .weights import WeightEngine
 
 __all__ = [
@@ -172,6 +172,17 @@ class _Pending:
     prompt: str | None
 
 
+def _drop_oldest(window: deque[str], counts: dict[str, int]) -> None:
+    """Make room in a full counted window: the oldest entry leaves it and its count goes down."""
+    if len(window) == window.maxlen:
+        old = window[0]
+        left = counts[old] - 1
+        if left:
+            counts[old] = left
+        else:
+            del counts[old]
+
+
 class GoalTracker:
     """Tracks one goal across an agent's steps and recommends ``continue/adjust/replan/abort``.
 
@@ -224,6 +235,9 @@ class GoalTracker:
         self.loops = MultiResolutionLoopDetector(profile=profile)
         self.drift_engine = DriftEngine(goal, token_budget=token_budget, embedder=embedder)
         self._vocab = KeywordMemory(goal)
+        # Keywords of the words that repeat from step to step: a pure function of the text, so not
+        # part of the snapshot.
+        self._keywords = KeywordMemo()
         self._plan: list[str] = []
         self._reset_counters()
         if plan is not None:
@@ -370,16 +384,19 @@ class GoalTracker:
         rules. Returns the loop event those rules raise, if any.
         """
         if isinstance(item, Message):
-            if item.role == "user":
-                self._vocab.add_context(item.content)
-                self.drift_engine.observe_context(item.content)
+            # Checked before anything is recorded: a message built directly is not validated.
+            check_message_fields(item)
         elif not isinstance(item, ContextCompressed):
             raise InvalidInputError(
                 "must be a Message or ContextCompressed (steps go through verify), "
                 f"got {type(item).__name__}",
                 field="item",
             )
-        event = self.loops.observe(item, now=self._time(now, item.ts))
+        t = self._time(now, item.ts)
+        if isinstance(item, Message) and item.role == "user":
+            self._vocab.add_context(item.content, self._keywords)
+            self.drift_engine.observe_context(item.content)
+        event = self.loops.observe(item, now=t)
         self._note_loop(event)
         return event
 
@@ -470,8 +487,14 @@ class GoalTracker:
     def _begin(self, step: Step, now: float | None, fn: LLMVerifyFn | None) -> _Pending:
         if not isinstance(step, Step):
             raise InvalidInputError(f"must be a Step, got {type(step).__name__}", field="step")
-        check_now(now)
-        heuristic = keyword_alignment(step, self._vocab)
+        now = check_now(now)
+        # The step is validated here, once, before any state changes; the detectors are then fed
+        # through their trusted entry points.
+        check_step_fields(step)
+        check_count("tokens", step.tokens)
+        if step.ts is not None:
+            check_now(step.ts, "ts")
+        heuristic = keyword_alignment(step, self._vocab, self._keywords)
         wants_llm = heuristic < LLM_VERIFY_BELOW and (fn or self.llm_verify_fn) is not None
         prompt = llm_prompt(self.original_goal, self._plan, step) if wants_llm else None
         return _Pending(step, now, heuristic, prompt)
@@ -486,7 +509,7 @@ class GoalTracker:
         notes: list[str] = []
 
         # 1. Loops.
-        event = self.loops.observe(step, now=t)
+        event = self.loops._observe_step(step, float(t))
         self._note_loop(event)
         ref_loop = self._reference_hash_check(step)
         if self.profile == "reference":
@@ -501,7 +524,9 @@ class GoalTracker:
         self._align_ema = DRIFT_SMOOTHING * alignment + (1 - DRIFT_SMOOTHING) * self._align_ema
 
         # 4. Drift and progress.
-        assessment = self.drift_engine.assess_step(step.text, step.output, step.tokens, tool=step.tool, now=t)
+        assessment = self.drift_engine._assess(
+            step.text, step.output, step.tokens, 0.0, step.tool, float(t), step.words
+        )
         old_drift, old_progress = self._drift, self._progress
         if self.profile == "reference":
             self._drift = assessment.score
@@ -515,7 +540,7 @@ class GoalTracker:
             if not step.failed:
                 # What an on-topic step finds (ids, names in its result) is on-topic too: the
                 # reservations listed by get_user_details are the ones the agent looks up next.
-                self._vocab.add_context(step.output)
+                self._vocab.add_context(step.output, self._keywords)
         self._progress = self._advance_progress(productive, aligned)
         if self.profile == "reference":
             self._stall = 0 if self._progress > old_progress else self._stall + 1
@@ -530,7 +555,7 @@ class GoalTracker:
         action, rule = self._decide(alignment)
         if action == "replan" and rule.startswith("alignment"):
             self._replanned_off_track = True
-        process = self.router.route(EscalationContext(goal_drift=self._drift, error_in_last_step=step.failed))
+        process = self.router._route(goal_drift=self._drift, error_in_last_step=step.failed)
         self._write_metrics(step, t, alignment, event)
         nudge = self._nudge(action, rule, event)
         reasoning = self._reasoning(step, alignment, aligned, rule, action, notes)
@@ -560,15 +585,12 @@ class GoalTracker:
     def _remember_result(self, step: Step) -> bool:
         """Record the step's (action, result) pair; True if it was not among the recent ones."""
         pair = step.action_key + "\x1f" + step.observation_key
-        novel = self._seen_counts[pair] == 0
-        if len(self._seen) == self._seen.maxlen:
-            old = self._seen[0]
-            self._seen_counts[old] -= 1
-            if not self._seen_counts[old]:
-                del self._seen_counts[old]
+        counts = self._seen_counts
+        seen = counts.get(pair, 0)  # get(): Counter's own lookup of a missing key runs Python code
+        _drop_oldest(self._seen, counts)
         self._seen.append(pair)
-        self._seen_counts[pair] += 1
-        return novel
+        counts[pair] = counts.get(pair, 0) + 1
+        return seen == 0
 
     @staticmethod
     def _rescore(heuristic: float, reply: object, notes: list[str]) -> tuple[float, float | None]:
@@ -596,14 +618,11 @@ class GoalTracker:
 
     def _reference_hash_check(self, step: Step) -> bool:
         h = reference_state_hash(step.description or step.text, step.output)
-        if len(self._hashes) == self._hashes.maxlen:
-            old = self._hashes[0]
-            self._hash_counts[old] -= 1
-            if not self._hash_counts[old]:
-                del self._hash_counts[old]
+        counts = self._hash_counts
+        _drop_oldest(self._hashes, counts)
         self._hashes.append(h)
-        self._hash_counts[h] += 1
-        hit = self._hash_counts[h] >= LOOP_THRESHOLD or h in self._looped_hashes
+        count = counts[h] = counts.get(h, 0) + 1
+        hit = count >= LOOP_THRESHOLD or h in self._looped_hashes
         if hit and self.profile == "reference" and not self._loop_detected:
             self._loop_count += 1
         return hit
@@ -635,21 +654,27 @@ class GoalTracker:
         )
 
     def _write_metrics(self, step: Step, t: float, alignment: float, event: LoopEvent | None) -> None:
-        where = f"step {self._step}" + (f" ({step.tool})" if step.tool else "")
+        """Write the metrics this step changed to the weight engine, each with its reason."""
         w = self.weights
-        values = (
-            ("current_progress", self._progress, f"{where}: progress {self._progress:.3f}"),
-            ("drift_score", self._drift, f"{where}: drift {self._drift:.3f}, alignment {alignment:.2f}"),
-            (
-                "loop_risk",
-                self.loops.loop_risk,
-                f"{where}: " + (event.message if event else f"loop risk {self.loops.loop_risk:.3f}"),
-            ),
-        )
         current = w.goal_alignment
-        for key, value, reason in values:
-            if value != current[key]:
-                w.set_goal_metric(key, value, reason=reason, source="goal_tracker", timestamp=t)
+        progress, drift, risk = self._progress, self._drift, self.loops.loop_risk
+        changed = [
+            (key, value)
+            for key, value in (("current_progress", progress), ("drift_score", drift), ("loop_risk", risk))
+            if value != current[key]
+        ]
+        # Reasons are formatted only for the metrics that changed (most steps change one or two).
+        where = f"step {self._step}" + (f" ({step.tool})" if step.tool else "")
+        for key, value in changed:
+            if key == "current_progress":
+                reason = f"{where}: progress {progress:.3f}"
+            elif key == "drift_score":
+                reason = f"{where}: drift {drift:.3f}, alignment {alignment:.2f}"
+            else:
+                reason = f"{where}: " + (event.message if event else f"loop risk {risk:.3f}")
+            # The values are the tracker's own, finite and in [0, 1]: the trusted write skips the
+            # validation set_goal_metric does for callers.
+            w._write_goal_metric(key, value, reason, "goal_tracker", float(t))
 
     def _nudge(self, action: Action, rule: str, event: LoopEvent | None) -> str | None:
         if action == "continue":
@@ -667,14 +692,13 @@ class GoalTracker:
     def _reasoning(
         self, step: Step, alignment: float, aligned: bool, rule: str, action: Action, notes: list[str]
     ) -> str:
-        parts = [
-            f"alignment {alignment:.2f} ({'aligned' if aligned else 'not aligned'})",
-            f"drift {self._drift:.2f}",
-            f"progress {self._progress:.2f}",
-            f"stall {self._stall}",
-            f"loop risk {self.loops.loop_risk:.2f} ({self.loops.escalation.value})",
-        ]
-        return f"{action}: {rule}; " + ", ".join(parts) + ("; " + "; ".join(notes) if notes else "")
+        loops = self.loops
+        text = (
+            f"{action}: {rule}; alignment {alignment:.2f} ({'aligned' if aligned else 'not aligned'}), "
+            f"drift {self._drift:.2f}, progress {self._progress:.2f}, stall {self._stall}, "
+            f"loop risk {loops.loop_risk:.2f} ({loops.escalation.value})"
+        )
+        return text + "; " + "; ".join(notes) if notes else text
 
     # -- snapshot ----------------------------------------------------------------------------------
 

@@ -224,6 +224,22 @@ class WeightUpdate:
     timestamp: float = 0.0
     source: str = ""
 
+    @classmethod
+    def _trusted(
+        cls, category: WeightCategory, key: str, delta: float, reason: str, timestamp: float, source: str
+    ) -> WeightUpdate:
+        """Build an update from values the engine itself produced (a known key, finite floats),
+        without the validation: the goal tracker records two or three metrics per step."""
+        update = object.__new__(cls)
+        setattr_ = object.__setattr__  # the frozen dataclass's own way of setting its fields
+        setattr_(update, "category", category)
+        setattr_(update, "key", key)
+        setattr_(update, "delta", delta)
+        setattr_(update, "reason", reason)
+        setattr_(update, "timestamp", timestamp)
+        setattr_(update, "source", source)
+        return update
+
     def __post_init__(self) -> None:
         category = _category(self.category)
         object.__setattr__(self, "category", category)

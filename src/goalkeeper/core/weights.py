@@ -233,6 +233,20 @@ class WeightEngine:
             WeightCategory.GOAL_ALIGNMENT, key, value, reason=reason, source=source, timestamp=timestamp
         )
 
+    def _write_goal_metric(self, key: str, value: float, reason: str, source: str, timestamp: float) -> None:
+        """:meth:`set_goal_metric` for a value the caller computed itself: ``key`` one of
+        :data:`GOAL_ALIGNMENT_KEYS`, ``value`` a finite float in [0, 1], ``timestamp`` a finite float.
+
+        GoalTracker writes its metrics on every step; re-validating its own numbers cost more than
+        the write. Records exactly what :meth:`set_goal_metric` records.
+        """
+        cat = WeightCategory.GOAL_ALIGNMENT
+        weights = self._fixed[cat]
+        old = weights[key]
+        update = WeightUpdate._trusted(cat, key, value - old, reason, timestamp, source)
+        weights[key] = value
+        self._record(WeightChange(update, value - old, value, UpdateMode.SET))
+
     def learn_toward(
         self,
         category: WeightCategory | str,
