@@ -31,7 +31,6 @@ from ..errors import ConfigurationError, InvalidInputError, SnapshotError
 from ._checks import check_count, check_now, check_str, clip01
 from ._snapshot import check_header, header
 from ._tracker_parts import (
-    ALIGNMENT_FULL_MATCHES,
     KeywordMemory,
     keyword_alignment,
     llm_prompt,
@@ -41,17 +40,12 @@ from ._tracker_parts import (
 from .decision import (
     ABORT_ALIGNMENT,
     ADJUST_ALIGNMENT,
-    DRIFT_CRITICAL,
     DRIFT_SMOOTHING,
-    DRIFT_WARNING,
     LLM_BLEND_HEURISTIC,
     LLM_BLEND_LLM,
     LLM_VERIFY_BELOW,
     LOOP_THRESHOLD,
     NO_PLAN_EXPECTED_STEPS,
-    PRECEDENCE,
-    PROGRESS_STALL_TURNS,
-    REFERENCE_PRECEDENCE,
     STATE_HASH_HISTORY,
     VERIFICATION_HISTORY,
     Action,
@@ -64,29 +58,7 @@ from .steps import ContextCompressed, Message, Step, check_message_fields, check
 from .text import Embedder, KeywordMemo
 from .weights import WeightEngine
 
-__all__ = [
-    "ABORT_ALIGNMENT",
-    "ADJUST_ALIGNMENT",
-    "ALIGNMENT_FULL_MATCHES",
-    "DRIFT_CRITICAL",
-    "DRIFT_SMOOTHING",
-    "DRIFT_WARNING",
-    "LLM_BLEND_HEURISTIC",
-    "LLM_BLEND_LLM",
-    "LLM_VERIFY_BELOW",
-    "LOOP_THRESHOLD",
-    "NO_PLAN_EXPECTED_STEPS",
-    "PRECEDENCE",
-    "PROGRESS_STALL_TURNS",
-    "REFERENCE_PRECEDENCE",
-    "STATE_HASH_HISTORY",
-    "VERIFICATION_HISTORY",
-    "Action",
-    "GoalState",
-    "GoalTracker",
-    "LLMVerifyFn",
-    "StepVerification",
-]
+__all__ = ["GoalState", "GoalTracker", "LLMVerifyFn", "StepVerification"]
 
 #: ``llm_verify_fn``: a prompt in, a reply out (sync or async); the reply holds a score in [0, 1].
 LLMVerifyFn = Callable[[str], "str | float | Awaitable[str | float]"]
