@@ -10,27 +10,14 @@ afterwards); shared servers are never flushed.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
+from store_backends import STORE_URLS, with_options
 
 from goalkeeper.stores import open_store
 from goalkeeper.stores._base import BaseStore
-from services import require, service_url, unique_name
-
-STORE_URLS = [
-    pytest.param("memory://", id="memory"),
-    pytest.param("sqlite://", id="sqlite"),
-    pytest.param(service_url("postgres"), id="postgres", marks=pytest.mark.postgres),
-    pytest.param(service_url("redis"), id="redis", marks=pytest.mark.redis),
-]
-
-
-def with_options(url: str, **options: object) -> str:
-    """``url`` with query options added (``?schema=...&inbox_keep=...``)."""
-    # Plain string concatenation: urlunsplit would turn "memory://" into "memory:".
-    extra = urlencode({k: str(v) for k, v in options.items()})
-    return f"{url}{'&' if '?' in url else '?'}{extra}"
+from services import require, unique_name
 
 
 def _drop_pg_schema(base: str, schema: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import math
 
 import pytest
-from conftest import with_options
+from store_backends import DURABLE_STORE_URLS, with_options
 
 from goalkeeper.errors import ConflictError, InvalidInputError, StoreError
 from goalkeeper.ports.store import Commit, StateStore
@@ -316,9 +316,9 @@ async def test_migrations_from_an_empty_database(store_url: str) -> None:
         await s.load("g1")
 
 
+# memory:// keeps nothing outside the store object (documented), so it has nothing to reopen.
+@pytest.mark.parametrize("backend", DURABLE_STORE_URLS, indirect=True)
 async def test_reopening_keeps_committed_state(store_url: str, backend: str) -> None:
-    if backend == "memory":
-        pytest.skip("memory:// keeps nothing outside the store object (documented)")
     async with open_store(store_url) as s:
         await s.commit(Commit("g1", 0, {"n": 1}, event_ids=["e1"], suggestions=[sugg("s1")]))
         await s.append_events([event("g1", "e1")])

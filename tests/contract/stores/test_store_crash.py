@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from store_backends import DURABLE_STORE_URLS
 
 from goalkeeper.stores import open_store
 
@@ -67,11 +68,9 @@ async def _verify(url: str, reported: int) -> int:
         return version
 
 
+# memory:// lives and dies with its process; its atomicity is covered by the contract tests.
+@pytest.mark.parametrize("backend", DURABLE_STORE_URLS, indirect=True)
 def test_writer_killed_mid_commit_leaves_previous_state_intact(store_url: str, backend: str) -> None:
-    if backend == "memory":
-        pytest.skip(
-            "memory:// lives and dies with its process; its atomicity is covered by the contract tests"
-        )
     rng = random.Random(20240611)
     version = 0
     for _ in range(2):  # kill, verify, restart on top of the recovered state, kill again
