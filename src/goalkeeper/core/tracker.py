@@ -483,9 +483,10 @@ class GoalTracker:
         # 1. Loops.
         event = self.loops._observe_step(step, float(t))
         self._note_loop(event)
-        ref_loop = self._reference_hash_check(step)
         if self.profile == "reference":
-            self._loop_detected = ref_loop
+            # Only the reference profile decides loops by the coarse state hash; the goalkeeper
+            # profile's detector keeps its own windows and re-entry memory.
+            self._loop_detected = self._reference_hash_check(step)
         novel = self._remember_result(step)
 
         # 2-3. Alignment, re-scored by the LLM when asked.
