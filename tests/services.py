@@ -105,8 +105,9 @@ class PrivateServer:
 
     def start(self) -> None:
         """Start (or restart) the server and wait until it accepts connections."""
-        log = (self.workdir / f"{self.name}.log").open("ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        # The child keeps its own copy of the descriptor; ours is closed at once (no ResourceWarning).
+        with (self.workdir / f"{self.name}.log").open("ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         wait_port(self.port)
 
     def stop(self) -> None:
