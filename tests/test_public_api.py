@@ -24,7 +24,8 @@ EXPECTED = {
     "SubgoalEvent", "Suggestion", "SuggestionKind", "TaskProfiles", "TaskState", "Trend",
     "ValidationError", "WeightCategory", "WeightChange", "WeightEngine", "WeightUpdate",
     "__version__", "GoalBook", "GoalInfo", "GoalStatus", "GoalSession", "Outcome", "ProgressSource",
-    "SessionMetrics", "GoalStateTracker", "SyncGoalStateTracker", "open_store",
+    "SessionMetrics", "GoalStateTracker", "SyncGoalStateTracker", "open_store", "open_bus",
+    "FeedbackEventBus",
 }  # fmt: skip
 
 # The names users of the reference systems look for (DESIGN.md) that exist at this stage.
@@ -32,6 +33,7 @@ REFERENCE_NAMES = {
     "GoalTracker", "GoalState", "StepVerification", "WeightEngine", "WeightCategory", "WeightUpdate",
     "DualProcessRouter", "EscalationContext", "ProcessType", "TaskState", "GoalDrivenFeedbackLoop",
     "SimpleGoalFeedbackStrategy", "PersonalityGoalFeedbackStrategy", "GoalStateTracker",
+    "FeedbackEventBus",
 }  # fmt: skip
 
 

@@ -79,6 +79,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "GoalStateTracker": ("goalkeeper.stores", "GoalStateTracker"),
     "SyncGoalStateTracker": ("goalkeeper.stores", "SyncGoalStateTracker"),
     "open_store": ("goalkeeper.stores", "open_store"),
+    "open_bus": ("goalkeeper.bus", "open_bus"),
+    "FeedbackEventBus": ("goalkeeper.bus.eventbus", "FeedbackEventBus"),
 }
 
 
@@ -118,6 +120,7 @@ __all__ = [
     "Event",
     "EventType",
     "FeedbackEvent",
+    "FeedbackEventBus",
     "FeedbackOutcome",
     "GoalBook",
     "GoalDNA",
@@ -180,5 +183,6 @@ __all__ = [
     "WeightEngine",
     "WeightUpdate",
     "__version__",
+    "open_bus",
     "open_store",
 ]
