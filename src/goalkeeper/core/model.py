@@ -60,7 +60,16 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GoalEvent:
+class _Envelope:
+    """The fields every event carries: which goal, its idempotency key, and when (or ``None``)."""
+
+    goal_id: str
+    event_id: str = ""
+    ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoalEvent(_Envelope):
     """Sets or changes the goal: its text, numeric targets, plan, directions and budget.
 
     A later ``goal`` event for the same ``goal_id`` updates it: fields given replace the old ones
@@ -68,9 +77,6 @@ class GoalEvent:
     """
 
     type: ClassVar[EventType] = EventType.GOAL
-    goal_id: str
-    event_id: str = ""
-    ts: float | None = None
     description: str = ""
     goal_state: Mapping[str, Any] = field(default_factory=dict)
     plan: tuple[str, ...] | None = None
@@ -79,13 +85,10 @@ class GoalEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StepEvent:
+class StepEvent(_Envelope):
     """One action of the agent and its result."""
 
     type: ClassVar[EventType] = EventType.STEP
-    goal_id: str
-    event_id: str = ""
-    ts: float | None = None
     tool: str = ""
     args: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
@@ -111,13 +114,10 @@ class StepEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MessageEvent:
+class MessageEvent(_Envelope):
     """A chat message (``role`` is ``user``, ``assistant`` or ``system``)."""
 
     type: ClassVar[EventType] = EventType.MESSAGE
-    goal_id: str
-    event_id: str = ""
-    ts: float | None = None
     role: Role = "assistant"
     content: str = ""
 
@@ -127,7 +127,7 @@ class MessageEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MetricsEvent:
+class MetricsEvent(_Envelope):
     """Numeric readings of the goal's metrics (measurements, never proposed actions).
 
     Values are kept as given (numbers, booleans, ``None``, even strings); the feedback loop decides
@@ -135,45 +135,33 @@ class MetricsEvent:
     """
 
     type: ClassVar[EventType] = EventType.METRICS
-    goal_id: str
-    event_id: str = ""
-    ts: float | None = None
     values: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SubgoalEvent:
+class SubgoalEvent(_Envelope):
     """A sub-goal was added or changed status. Identified by ``id``, else by ``description``."""
 
     type: ClassVar[EventType] = EventType.SUBGOAL
-    goal_id: str
-    event_id: str = ""
-    ts: float | None = None
     id: str | None = None
     description: str | None = None
     status: SubGoalStatus = SubGoalStatus.PENDING
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FeedbackEvent:
+class FeedbackEvent(_Envelope):
     """How a suggestion worked out: ``accepted``, ``rejected``, ``helped`` or ``hurt``."""
 
     type: ClassVar[EventType] = EventType.FEEDBACK
-    goal_id: str
-    event_id: str = ""
-    ts: float | None = None
     suggestion_id: str = ""
     outcome: FeedbackOutcome = FeedbackOutcome.ACCEPTED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ContextCompressedEvent:
+class ContextCompressedEvent(_Envelope):
     """Marker: the agent condensed its context."""
 
     type: ClassVar[EventType] = EventType.CONTEXT_COMPRESSED
-    goal_id: str
-    event_id: str = ""
-    ts: float | None = None
 
     def to_marker(self) -> ContextCompressed:
         """The core :class:`~goalkeeper.core.steps.ContextCompressed` marker."""
