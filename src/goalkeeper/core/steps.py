@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from ..errors import InvalidInputError
-from ._checks import check_now
+from ._checks import check_now, check_str
 from .text import REASONING_ARG_KEYS, canonical_args, identifiers, mask_volatile, stable_hash
 
 __all__ = [
@@ -74,14 +74,6 @@ class _lazy(Generic[T]):
         return value
 
 
-def _check_str(name: str, value: object, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInputError(f"must be a string, got {type(value).__name__}", field=name)
-    return value
-
-
 @dataclass(frozen=True, slots=False)
 class Step:
     """One action of the agent and its result.
@@ -129,9 +121,9 @@ class Step:
         Raises:
             InvalidInputError: a field has the wrong type or an impossible value; ``.field`` names it.
         """
-        tool_s = _check_str("tool", tool) or ""
-        desc_s = _check_str("description", description) or ""
-        thought_s = _check_str("thought", thought) or ""
+        tool_s = check_str("tool", tool)
+        desc_s = check_str("description", description)
+        thought_s = check_str("thought", thought)
         if args is None:
             args_m: Mapping[str, Any] = {}
         elif isinstance(args, Mapping):
@@ -147,7 +139,7 @@ class Step:
                 out_s = json.dumps(output, sort_keys=True, default=repr)
             except (TypeError, ValueError) as exc:
                 raise InvalidInputError(f"cannot be encoded: {exc}", field="output") from exc
-        err_s = _check_str("error", error, optional=True) or None
+        err_s = None if error is None else check_str("error", error) or None
         if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
             raise InvalidInputError("must be an integer or null", field="exit_code")
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
@@ -239,7 +231,7 @@ def check_message_fields(message: Message) -> None:
             ``ts`` is not a finite number or None; ``.field`` names it.
     """
     _check_role(message.role)
-    _check_str("content", message.content)
+    check_str("content", message.content)
     check_now(message.ts, "ts")
 
 
@@ -260,7 +252,7 @@ class Message:
     def of(cls, role: object, content: object, ts: object = None) -> Message:
         """Validate and build a :class:`Message`; raises :class:`InvalidInputError` naming the field."""
         _check_role(role)
-        content_s = "" if content is None else _check_str("content", content)
+        content_s = "" if content is None else check_str("content", content)
         return cls(cast(Role, role), content_s or "", check_now(ts, "ts"))
 
 
