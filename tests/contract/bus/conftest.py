@@ -10,29 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from bus_backends import BUS_KINDS, BusTarget, Restartable, with_options
 
 from goalkeeper.bus import open_bus
 from goalkeeper.ports.bus import Transport
 from services import private_nats, private_redis, require, unique_name
-
-BUS_KINDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("redis", id="redis", marks=pytest.mark.redis),
-    pytest.param("nats", id="nats", marks=pytest.mark.nats),
-]
-
-TEST_OPTIONS = "partitions=4&visibility_timeout=1&dedup_window=30"
-
-
-def with_options(base: str, prefix: str, extra: str = "") -> str:
-    """``base`` plus the suite's options, a unique prefix and ``extra`` (``k=v&...``)."""
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}{TEST_OPTIONS}&prefix={prefix}" + (f"&{extra}" if extra else "")
 
 
 async def _cleanup(url: str, prefix: str) -> None:
@@ -56,19 +41,6 @@ async def _cleanup(url: str, prefix: str) -> None:
         await nc.close()
 
 
-@dataclass
-class BusTarget:
-    """Where a contract test publishes: ``url(extra)`` gives the URL with extra options."""
-
-    kind: str
-    base: str
-    prefix: str
-
-    def url(self, extra: str = "") -> str:
-        """The bus URL with the suite's options and ``extra`` (``k=v&...``)."""
-        return with_options(self.base, self.prefix, extra)
-
-
 @pytest.fixture(params=BUS_KINDS)
 async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BusTarget]:
     """A fresh namespace on one backend."""
@@ -86,31 +58,6 @@ async def bus(target: BusTarget) -> AsyncIterator[Transport]:
     await transport.start()
     yield transport
     await transport.close()
-
-
-@dataclass
-class Restartable:
-    """A broker the test may restart: a private Redis/NATS server, or the SQLite file."""
-
-    kind: str
-    url: str
-    server: Any = None
-
-    async def restart(self, bus: Transport) -> Transport:
-        """Restart the broker; return the transport to continue with.
-
-        Redis and NATS: the server process is stopped and started again and the *same* client
-        must reconnect. memory: the "broker" is the process itself, so the transport is closed
-        and reopened on the same file.
-        """
-        if self.server is None:
-            await bus.close()
-            reopened = open_bus(self.url)
-            await reopened.start()
-            return reopened
-        self.server.stop()
-        self.server.start()
-        return bus
 
 
 @pytest.fixture(params=BUS_KINDS)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from conftest import BUS_KINDS, BusTarget, Restartable
+from bus_backends import BUS_KINDS, BusTarget, Restartable
 
 from goalkeeper.bus import open_bus
 from goalkeeper.errors import BusError, InvalidInputError
