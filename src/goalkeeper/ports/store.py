@@ -9,7 +9,14 @@ A store keeps, per goal:
   recognised and skipped (retention: the newest ``inbox_keep`` ids per goal, see ``docs/stores.md``);
 * the **outbox**: suggestions produced by commits, unique by ``suggestion_id``, pending until they are
   marked delivered;
-* the **event log**: an append-only, per-goal sequence (1, 2, 3, ...) of the events received.
+* the **event log**: an append-only, per-goal sequence (1, 2, 3, ...) of the events received;
+* the **metrics history**: one :class:`MetricPoint` per applied event (progress, drift, loop risk,
+  action...), numbered 1, 2, 3, ... per goal and written by the same atomic commit (retention: the
+  newest ``metrics_retention`` points per goal);
+* the goal's **status** (:class:`~goalkeeper.core.goals.GoalStatus`, the same enum as
+  ``goalkeeper.GoalStatus``: active, closed, archived), ``active`` from the first commit on, changed
+  only by :meth:`StateStore.set_goal_status` (a commit never changes it; the store attaches no
+  behaviour to it: the worker, API and CLI decide what a status means for them).
 
 Besides that it keeps dead-letter records (inputs that could not be processed, with the reason) and
 the schema version of its own tables.
@@ -27,11 +34,13 @@ semantics every implementation must have.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
+from ..core.goals import GoalStatus
 from ..errors import InvalidInputError
 
 __all__ = [
@@ -40,7 +49,9 @@ __all__ = [
     "CommitResult",
     "DeadLetter",
     "GoalRecord",
+    "GoalStatus",
     "GoalSummary",
+    "MetricPoint",
     "StateStore",
     "StoredEvent",
     "StoredSuggestion",
@@ -52,6 +63,21 @@ def _check_id(value: object, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"must be a non-empty string, got {value!r}", field=name)
     return value
+
+
+def check_status(status: object, name: str = "status") -> GoalStatus:
+    """Validate a goal status given as :class:`GoalStatus` or its string value.
+
+    Raises:
+        InvalidInputError: not one of ``active``, ``closed``, ``archived``.
+    """
+    if isinstance(status, str):
+        try:
+            return GoalStatus(status)
+        except ValueError:
+            pass
+    known = ", ".join(s.value for s in GoalStatus)
+    raise InvalidInputError(f"must be one of {known}, got {status!r}", field=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +92,8 @@ class GoalRecord:
     """The snapshot of the last commit (a fresh copy: mutating it changes nothing stored)."""
     updated_at: float
     """When the last commit happened (seconds since the epoch, store clock)."""
+    status: GoalStatus = GoalStatus.ACTIVE
+    """The goal's lifecycle status (``active`` after the first commit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +106,8 @@ class GoalSummary:
     """Its current version."""
     updated_at: float
     """When it was last committed (seconds since the epoch)."""
+    status: GoalStatus = GoalStatus.ACTIVE
+    """Its lifecycle status."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +155,21 @@ class StoredSuggestion:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One point of a goal's metrics history (:meth:`StateStore.metrics_history`)."""
+
+    goal_id: str
+    """The goal it belongs to."""
+    seq: int
+    """Position in the goal's history: 1, 2, 3, ... assigned by the store, never reused."""
+    point: dict[str, Any]
+    """The point as committed (``event_id``, ``event_type``, ``ts``, ``progress``, ``drift_score``,
+    ``loop_risk``, ``action``, maybe ``flags`` and more; a fresh copy)."""
+    created_at: float
+    """When the commit that wrote it happened (seconds since the epoch, store clock)."""
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """An input that could not be processed, kept with the reason for a human to look at."""
 
@@ -163,6 +208,9 @@ class Commit:
     """Ids of the events applied to reach ``snapshot`` (recorded in the inbox)."""
     suggestions: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
     """Suggestion wire dicts produced by this update; each has a string ``suggestion_id``."""
+    metrics: Sequence[Mapping[str, Any]] = ()
+    """Metric points for the history, one per applied event, in order (see :func:`check_metric_point`
+    for the required keys); the store numbers them and writes them with the snapshot."""
 
     def __post_init__(self) -> None:
         """Validate the fields (see the class docstring)."""
@@ -187,6 +235,11 @@ class Commit:
                 raise InvalidInputError(
                     f"belongs to goal {owner!r}, not {self.goal_id!r}", field=f"suggestions[{i}].goal_id"
                 )
+        if isinstance(self.metrics, str | bytes | Mapping) or not isinstance(self.metrics, Iterable):
+            raise InvalidInputError("must be a sequence of metric point dicts", field="metrics")
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        for i, point in enumerate(self.metrics):
+            check_metric_point(point, f"metrics[{i}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +261,110 @@ class CommitResult:
     """Event ids that were already applied (or repeated in the commit): reported and skipped."""
     duplicate_suggestion_ids: tuple[str, ...] = ()
     """Suggestion ids already in the outbox (or repeated): the stored suggestion is kept."""
+    metric_seqs: tuple[int, ...] = ()
+    """The history sequence numbers given to ``Commit.metrics``, in order (empty on a conflict)."""
 
     @property
     def conflict(self) -> bool:
         """True if the commit lost a compare-and-set (the opposite of ``committed``)."""
         return not self.committed
+
+
+_METRIC_TEXT_KEYS = ("event_id", "event_type", "action")
+_METRIC_UNIT_KEYS = ("progress", "drift_score", "loop_risk")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _unit(value: object) -> bool:
+    return (type(value) is float and 0.0 <= value <= 1.0) or (type(value) is int and 0 <= value <= 1)
+
+
+def _point_is_valid(point: object) -> bool:
+    """The common case in one pass (one point per applied event makes this a hot path)."""
+    if type(point) is not dict:
+        return False
+    try:
+        ok = (
+            # isinstance, not type(): the worker passes enum members (StrEnum) for some of these.
+            isinstance(point["event_id"], str)
+            and isinstance(point["event_type"], str)
+            and isinstance(point["action"], str)
+            and point["event_id"] != ""
+            and point["event_type"] != ""
+            and point["action"] != ""
+            and (
+                (type(point["ts"]) is float and math.isfinite(point["ts"]))
+                or type(point["ts"]) is int
+                or point["ts"] is None
+            )
+            and _unit(point["progress"])
+            and _unit(point["drift_score"])
+            and _unit(point["loop_risk"])
+        )
+    except KeyError:
+        return False
+    if not ok:
+        return False
+    flags = point.get("flags", ())
+    if type(flags) is not list and type(flags) is not tuple:
+        return False
+    try:
+        # str.join raises TypeError on any item that is not a str: the key and flag checks in C.
+        "".join(point)
+        "".join(flags)
+    except TypeError:
+        return False
+    return True
+
+
+def check_metric_point(point: object, name: str) -> None:
+    """Validate one metric point of :attr:`Commit.metrics`.
+
+    A point is a dict with string keys and at least ``event_id``, ``event_type`` and ``action``
+    (non-empty strings), ``ts`` (finite number, epoch seconds; None for an event that carried no
+    time, which the wire schema allows) and ``progress``, ``drift_score``,
+    ``loop_risk`` (numbers in [0, 1]); ``flags``, when present, is a list of strings. Other keys
+    are kept as given (they must be JSON-able, which the store checks when it encodes the commit).
+    The required keys are what the dashboard charts and the API read, so a point without them is
+    refused here rather than breaking a reader later.
+
+    Raises:
+        InvalidInputError: ``.field`` is ``name`` (``metrics[3]``) or names the key
+            (``metrics[3].progress``).
+    """
+    if not _point_is_valid(point):
+        # The slow path only runs to say precisely what is wrong (or to accept a non-dict Mapping).
+        _explain_point(point, name)
+
+
+def _explain_point(point: object, name: str) -> None:
+    if not isinstance(point, Mapping):
+        raise InvalidInputError(f"must be a dict, got {type(point).__name__}", field=name)
+    for key in point:
+        if not isinstance(key, str):
+            raise InvalidInputError(f"keys must be strings, got {key!r}", field=name)
+    for key in _METRIC_TEXT_KEYS:
+        value = point.get(key)
+        if not isinstance(value, str) or not value:
+            raise InvalidInputError(f"must be a non-empty string, got {value!r}", field=f"{name}.{key}")
+    if "ts" not in point or (point["ts"] is not None and not _is_number(point["ts"])):
+        raise InvalidInputError(
+            f"must be a finite number (epoch seconds) or None, got {point.get('ts')!r}", field=f"{name}.ts"
+        )
+    for key in _METRIC_UNIT_KEYS:
+        value = point.get(key)
+        if not _is_number(value) or not 0.0 <= value <= 1.0:  # type: ignore[operator]
+            raise InvalidInputError(f"must be a number in [0, 1], got {value!r}", field=f"{name}.{key}")
+    if "flags" in point:
+        flags = point["flags"]
+        if not isinstance(flags, list | tuple):
+            raise InvalidInputError(f"must be a list of strings, got {flags!r}", field=f"{name}.flags")
+        for j, flag in enumerate(flags):
+            if not isinstance(flag, str):
+                raise InvalidInputError(f"must be a string, got {flag!r}", field=f"{name}.flags[{j}]")
 
 
 def check_event(event: object, index: int) -> tuple[str, str]:
@@ -228,6 +380,17 @@ def check_event(event: object, index: int) -> tuple[str, str]:
     return goal_id, event_id
 
 
+def check_after(value: object, name: str) -> int:
+    """Validate a cursor that must be an int >= 0 (``after_seq``, ``after_version``).
+
+    Raises:
+        InvalidInputError: not an int >= 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"must be an int >= 0, got {value!r}", field=name)
+    return value
+
+
 def check_limit(limit: object, name: str = "limit") -> int:
     """Validate a positive page size.
 
@@ -241,7 +404,8 @@ def check_limit(limit: object, name: str = "limit") -> int:
 
 @runtime_checkable
 class StateStore(Protocol):
-    """Durable per-goal state: snapshot + version (CAS), inbox, outbox, event log, dead letters.
+    """Durable per-goal state: snapshot + version (CAS), inbox, outbox, event log, metrics history,
+    goal status, dead letters.
 
     Every method is a coroutine. A store is opened with ``await store.open()`` (or ``async with``),
     which connects and creates or migrates its schema, and released with ``await store.close()``.
@@ -332,10 +496,52 @@ class StateStore(Protocol):
         """Mark suggestions delivered; return how many were pending before (unknown ids ignored)."""
         ...
 
+    async def suggestions(
+        self, goal_id: str, *, limit: int = 100, after_version: int = 0
+    ) -> list[StoredSuggestion]:
+        """The goal's suggestions, delivered or not, with ``version > after_version``.
+
+        Ordered by (version, creation order), at most ``limit``; page by passing the last
+        returned version as ``after_version`` (a version's suggestions are returned together as
+        long as ``limit`` is at least the number one commit produces).
+        """
+        ...
+
+    async def get_suggestion(self, suggestion_id: str) -> StoredSuggestion | None:
+        """The suggestion with that id (of any goal; ``goal_id`` tells which), or None."""
+        ...
+
+    async def metrics_history(
+        self, goal_id: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[MetricPoint]:
+        """Up to ``limit`` of the goal's metric points with ``seq > after_seq``, ascending by seq.
+
+        Only the newest ``metrics_retention`` points per goal are kept; older ones are gone.
+        """
+        ...
+
+    async def set_goal_status(self, goal_id: str, status: GoalStatus | str) -> bool:
+        """Set the goal's status; return False if the goal has no record (nothing is created).
+
+        Changes neither the version nor ``updated_at``.
+
+        Raises:
+            InvalidInputError: ``status`` is not a :class:`GoalStatus` value (``.field`` is ``status``).
+        """
+        ...
+
     async def list_goals(
-        self, *, prefix: str = "", after: str | None = None, limit: int = 100
+        self,
+        *,
+        prefix: str = "",
+        after: str | None = None,
+        limit: int = 100,
+        status: GoalStatus | str | None = None,
     ) -> list[GoalSummary]:
-        """Goals with state whose id starts with ``prefix``, ordered by id, after the cursor ``after``."""
+        """Goals with state whose id starts with ``prefix``, ordered by id, after the cursor ``after``.
+
+        ``status`` keeps only goals with that status (None: every goal).
+        """
         ...
 
     async def add_dead_letter(

@@ -21,11 +21,15 @@ from ..ports.store import (
     CommitResult,
     DeadLetter,
     GoalRecord,
+    GoalStatus,
     GoalSummary,
+    MetricPoint,
     StoredEvent,
     StoredSuggestion,
+    check_after,
     check_event,
     check_limit,
+    check_status,
 )
 from ._codec import (
     EncodedCommit,
@@ -41,6 +45,7 @@ from ._urls import mask_url, positive_float, positive_int, split_options
 
 __all__ = [
     "DEFAULT_INBOX_KEEP",
+    "DEFAULT_METRICS_RETENTION",
     "SCHEMA_VERSION",
     "BaseStore",
     "EncodedCommit",
@@ -56,11 +61,18 @@ __all__ = [
     "translate_errors",
 ]
 
-SCHEMA_VERSION = 1
-"""The schema version this goalkeeper writes; a store at a higher version is refused."""
+SCHEMA_VERSION = 2
+"""The schema version this goalkeeper writes; a store at a higher version is refused.
+
+1: goals, inbox, outbox, event log, dead letters. 2: metrics history, goal status, per-goal
+suggestion index.
+"""
 
 DEFAULT_INBOX_KEEP = 10_000
 """Applied event ids kept per goal (the inbox retention; see docs/stores.md)."""
+
+DEFAULT_METRICS_RETENTION = 10_000
+"""Metric points kept per goal (the history retention; see docs/stores.md)."""
 
 
 def check_schema(found: int, backend: str) -> None:
@@ -124,16 +136,31 @@ class BaseStore:
     backend: ClassVar[str] = "base"
     driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
 
-    def __init__(self, url: str, *, inbox_keep: int = DEFAULT_INBOX_KEEP) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        inbox_keep: int | None = None,
+        metrics_retention: int | None = None,
+    ) -> None:
         """Remember the configuration; no I/O happens before :meth:`open`.
 
+        Args:
+            url: the store's URL (kept with the password masked).
+            inbox_keep: applied event ids kept per goal (None: :data:`DEFAULT_INBOX_KEEP`).
+            metrics_retention: metric points kept per goal (None: :data:`DEFAULT_METRICS_RETENTION`).
+
         Raises:
-            ConfigurationError: ``inbox_keep`` is not an int >= 1.
+            ConfigurationError: ``inbox_keep`` or ``metrics_retention`` is not an int >= 1.
         """
-        if isinstance(inbox_keep, bool) or not isinstance(inbox_keep, int) or inbox_keep < 1:
-            raise ConfigurationError(f"inbox_keep must be an int >= 1, got {inbox_keep!r}")
+        inbox_keep = DEFAULT_INBOX_KEEP if inbox_keep is None else inbox_keep
+        metrics_retention = DEFAULT_METRICS_RETENTION if metrics_retention is None else metrics_retention
+        for name, value in (("inbox_keep", inbox_keep), ("metrics_retention", metrics_retention)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be an int >= 1, got {value!r}")
         self.url = mask_url(url)
         self.inbox_keep = inbox_keep
+        self.metrics_retention = metrics_retention
         self._opened = False
         self._connected = False
 
@@ -290,17 +317,62 @@ class BaseStore:
         with self._errors("mark delivered"):
             return await self._mark_delivered(list(ids))
 
+    async def suggestions(
+        self, goal_id: str, *, limit: int = 100, after_version: int = 0
+    ) -> list[StoredSuggestion]:
+        """The goal's suggestions (delivered or not) with ``version > after_version``, oldest first."""
+        goal_id = _check_goal_id(goal_id)
+        limit = check_limit(limit)
+        after_version = check_after(after_version, "after_version")
+        with self._errors("read suggestions"):
+            return await self._suggestions(goal_id, after_version, limit)
+
+    async def get_suggestion(self, suggestion_id: str) -> StoredSuggestion | None:
+        """The suggestion with that id (of any goal), or None."""
+        if not isinstance(suggestion_id, str) or not suggestion_id:
+            raise InvalidInputError(
+                f"must be a non-empty string, got {suggestion_id!r}", field="suggestion_id"
+            )
+        with self._errors("read suggestion"):
+            return await self._get_suggestion(suggestion_id)
+
+    async def metrics_history(
+        self, goal_id: str, *, after_seq: int = 0, limit: int = 1000
+    ) -> list[MetricPoint]:
+        """Up to ``limit`` of the goal's metric points with ``seq > after_seq``, ascending."""
+        goal_id = _check_goal_id(goal_id)
+        after_seq = check_after(after_seq, "after_seq")
+        limit = check_limit(limit)
+        with self._errors("read metrics history"):
+            return await self._metrics_history(goal_id, after_seq, limit)
+
+    async def set_goal_status(self, goal_id: str, status: GoalStatus | str) -> bool:
+        """Set the goal's status; False if the goal has no record (see the Protocol)."""
+        goal_id = _check_goal_id(goal_id)
+        checked = check_status(status)
+        with self._errors("set goal status"):
+            return await self._set_status(goal_id, checked)
+
     async def list_goals(
-        self, *, prefix: str = "", after: str | None = None, limit: int = 100
+        self,
+        *,
+        prefix: str = "",
+        after: str | None = None,
+        limit: int = 100,
+        status: GoalStatus | str | None = None,
     ) -> list[GoalSummary]:
-        """Goals whose id starts with ``prefix``, ordered by id, strictly after the cursor ``after``."""
+        """Goals whose id starts with ``prefix``, ordered by id, strictly after the cursor ``after``.
+
+        ``status`` keeps only the goals with that status (None: all).
+        """
         if not isinstance(prefix, str):
             raise InvalidInputError(f"must be a string, got {prefix!r}", field="prefix")
         if after is not None and not isinstance(after, str):
             raise InvalidInputError(f"must be a string or None, got {after!r}", field="after")
         limit = check_limit(limit)
+        checked = None if status is None else check_status(status)
         with self._errors("list goals"):
-            return await self._list_goals(prefix, after, limit)
+            return await self._list_goals(prefix, after, limit, checked)
 
     async def add_dead_letter(
         self,
@@ -341,7 +413,8 @@ class BaseStore:
     async def _schema_version(self) -> int:
         raise NotImplementedError
 
-    async def _migrate(self) -> int:
+    async def _migrate(self, target: int = SCHEMA_VERSION) -> int:
+        # ``target`` < SCHEMA_VERSION exists for the upgrade tests, which build an old database.
         raise NotImplementedError
 
     async def _load(self, goal_id: str) -> GoalRecord | None:
@@ -368,7 +441,21 @@ class BaseStore:
     async def _mark_delivered(self, suggestion_ids: list[str]) -> int:
         raise NotImplementedError
 
-    async def _list_goals(self, prefix: str, after: str | None, limit: int) -> list[GoalSummary]:
+    async def _list_goals(
+        self, prefix: str, after: str | None, limit: int, status: GoalStatus | None
+    ) -> list[GoalSummary]:
+        raise NotImplementedError
+
+    async def _suggestions(self, goal_id: str, after_version: int, limit: int) -> list[StoredSuggestion]:
+        raise NotImplementedError
+
+    async def _get_suggestion(self, suggestion_id: str) -> StoredSuggestion | None:
+        raise NotImplementedError
+
+    async def _metrics_history(self, goal_id: str, after_seq: int, limit: int) -> list[MetricPoint]:
+        raise NotImplementedError
+
+    async def _set_status(self, goal_id: str, status: GoalStatus) -> bool:
         raise NotImplementedError
 
     async def _add_dead_letter(

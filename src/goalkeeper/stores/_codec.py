@@ -22,6 +22,12 @@ __all__ = [
 ]
 
 
+# One encoder for every call: json.dumps with non-default options builds a new JSONEncoder per call,
+# which costs about as much as encoding a small dict (it matters for one metric point per event).
+# The encoder holds only its (fixed) options, so sharing it is safe across threads.
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value: object, field: str) -> str:
     """Encode ``value`` as compact, strict JSON (no NaN/inf).
 
@@ -29,7 +35,7 @@ def dumps(value: object, field: str) -> str:
         InvalidInputError: ``value`` is not JSON-able; ``.field`` is ``field``.
     """
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"must be JSON-able with finite numbers: {exc}", field=field) from None
 
@@ -62,6 +68,8 @@ class EncodedCommit:
     suggestions: tuple[tuple[str, str], ...]
     """(suggestion_id, JSON) pairs, unique by id, in input order."""
     repeated_suggestion_ids: tuple[str, ...]
+    metrics: tuple[str, ...] = ()
+    """The metric points as JSON, in order (the store numbers them)."""
 
     @classmethod
     def of(cls, commit: Commit, index: int) -> EncodedCommit:
@@ -81,6 +89,11 @@ class EncodedCommit:
                 continue
             seen.add(sid)
             suggestions.append((sid, dumps(dict(suggestion), f"commits[{index}].suggestions[{i}]")))
+        metrics = tuple(
+            # A plain dict is encoded as is (no copy); any other Mapping is turned into one.
+            dumps(point if type(point) is dict else dict(point), f"commits[{index}].metrics[{i}]")
+            for i, point in enumerate(commit.metrics)
+        )
         return cls(
             goal_id=commit.goal_id,
             expected_version=commit.expected_version,
@@ -89,12 +102,21 @@ class EncodedCommit:
             repeated_event_ids=repeated_events,
             suggestions=tuple(suggestions),
             repeated_suggestion_ids=tuple(repeated_suggestions),
+            metrics=metrics,
         )
 
     def committed(
-        self, version: int, duplicate_events: Iterable[str] = (), duplicate_suggestions: Iterable[str] = ()
+        self,
+        version: int,
+        duplicate_events: Iterable[str] = (),
+        duplicate_suggestions: Iterable[str] = (),
+        last_metric_seq: int = 0,
     ) -> CommitResult:
-        """The result of a successful commit; the store's duplicates plus the in-commit repeats."""
+        """The result of a successful commit; the store's duplicates plus the in-commit repeats.
+
+        ``last_metric_seq`` is the goal's history counter after this commit: the commit's points
+        got the ``len(self.metrics)`` numbers ending there.
+        """
         events = set(duplicate_events)
         suggestions = set(duplicate_suggestions)
         return CommitResult(
@@ -104,6 +126,7 @@ class EncodedCommit:
             duplicate_event_ids=tuple(e for e in self.event_ids if e in events) + self.repeated_event_ids,
             duplicate_suggestion_ids=tuple(s for s, _ in self.suggestions if s in suggestions)
             + self.repeated_suggestion_ids,
+            metric_seqs=tuple(range(last_metric_seq - len(self.metrics) + 1, last_metric_seq + 1)),
         )
 
     def conflict(self, stored_version: int) -> CommitResult:

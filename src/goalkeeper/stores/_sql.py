@@ -3,13 +3,16 @@
 Both backends use the same tables (PostgreSQL puts them in their own schema):
 
 * ``gk_schema(version, description, applied_at)``: one row per applied migration;
-* ``gk_goals(goal_id, version, snapshot, updated_at, inbox_n)``: the state, one row per goal;
-  ``inbox_n`` counts the ids ever added to the goal's inbox and numbers them for the retention;
+* ``gk_goals(goal_id, version, snapshot, updated_at, inbox_n, metrics_n, status)``: the state, one
+  row per goal; ``inbox_n`` counts the ids ever added to the goal's inbox and numbers them for the
+  retention, ``metrics_n`` does the same for the metrics history (schema 2);
 * ``gk_inbox(goal_id, event_id, seq)``: applied event ids, the newest ``inbox_keep`` per goal;
 * ``gk_outbox(pos, suggestion_id, goal_id, version, payload, created_at, delivered_at)``;
 * ``gk_log_heads(goal_id, last_seq)`` and ``gk_events(goal_id, seq, event_id, payload, appended_at)``:
   the event log; the head row is locked while appending, so sequence numbers have no gaps;
-* ``gk_dead_letters(id, goal_id, event_id, reason, payload, created_at)``.
+* ``gk_dead_letters(id, goal_id, event_id, reason, payload, created_at)``;
+* ``gk_metrics(goal_id, seq, point, created_at)``: the metrics history, the newest
+  ``metrics_retention`` points per goal (schema 2).
 
 Goal ids are compared by code point everywhere (SQLite ``BINARY``, PostgreSQL ``COLLATE "C"``), so
 ``list_goals`` pages identically on every backend.
@@ -20,13 +23,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..ports.store import DeadLetter, GoalRecord, GoalSummary, StoredEvent, StoredSuggestion
+from ..ports.store import (
+    DeadLetter,
+    GoalRecord,
+    GoalStatus,
+    GoalSummary,
+    MetricPoint,
+    StoredEvent,
+    StoredSuggestion,
+)
 from ._base import BaseStore, loads
 
 __all__ = [
     "ADD_DEAD_LETTER",
+    "GET_SUGGESTION",
+    "GOAL_SUGGESTIONS",
     "LOAD_GOAL",
+    "METRICS_HISTORY",
     "READ_EVENTS",
+    "SET_STATUS",
     "TRIM_EVENTS",
     "SQLStore",
     "dead_letters_query",
@@ -35,7 +50,11 @@ __all__ = [
     "prefix_end",
 ]
 
-LOAD_GOAL = "SELECT version, snapshot, updated_at FROM gk_goals WHERE goal_id = %s"
+LOAD_GOAL = "SELECT version, snapshot, updated_at, status FROM gk_goals WHERE goal_id = %s"
+SET_STATUS = "UPDATE gk_goals SET status = %s WHERE goal_id = %s"
+METRICS_HISTORY = (
+    "SELECT seq, point, created_at FROM gk_metrics WHERE goal_id = %s AND seq > %s ORDER BY seq LIMIT %s"
+)
 READ_EVENTS = (
     "SELECT seq, event_id, payload, appended_at FROM gk_events "
     "WHERE goal_id = %s AND seq >= %s ORDER BY seq LIMIT %s"
@@ -46,6 +65,13 @@ ADD_DEAD_LETTER = (
     "VALUES (%s, %s, %s, %s, %s) RETURNING id"
 )
 _SUGGESTION_COLUMNS = "suggestion_id, goal_id, version, payload, created_at"
+_FULL_SUGGESTION_COLUMNS = f"{_SUGGESTION_COLUMNS}, delivered_at IS NOT NULL"
+# The (goal_id, version, pos) index of schema 2 serves this directly.
+GOAL_SUGGESTIONS = (
+    f"SELECT {_FULL_SUGGESTION_COLUMNS} FROM gk_outbox WHERE goal_id = %s AND version > %s "
+    "ORDER BY version, pos LIMIT %s"
+)
+GET_SUGGESTION = f"SELECT {_FULL_SUGGESTION_COLUMNS} FROM gk_outbox WHERE suggestion_id = %s"
 
 
 def pending_query(goal_id: str | None, limit: int) -> tuple[str, tuple[object, ...]]:
@@ -79,8 +105,14 @@ def prefix_end(prefix: str) -> str | None:
     return None
 
 
-def list_goals_query(prefix: str, after: str | None, limit: int) -> tuple[str, tuple[object, ...]]:
-    """Goals with ids in the prefix range, after the cursor, ordered by id."""
+def list_goals_query(
+    prefix: str, after: str | None, limit: int, status: GoalStatus | None = None
+) -> tuple[str, tuple[object, ...]]:
+    """Goals with ids in the prefix range, after the cursor, with the status, ordered by id.
+
+    With a status the (status, goal_id) index of schema 2 serves the range, so listing the few
+    active goals among many closed ones reads only the active ones.
+    """
     clauses = ["goal_id >= %s"]
     params: list[object] = [prefix]
     end = prefix_end(prefix)
@@ -90,9 +122,12 @@ def list_goals_query(prefix: str, after: str | None, limit: int) -> tuple[str, t
     if after is not None:
         clauses.append("goal_id > %s")
         params.append(after)
+    if status is not None:
+        clauses.append("status = %s")
+        params.append(status.value)
     params.append(limit)
     where = " AND ".join(clauses)
-    sql = f"SELECT goal_id, version, updated_at FROM gk_goals WHERE {where} ORDER BY goal_id LIMIT %s"
+    sql = f"SELECT goal_id, version, updated_at, status FROM gk_goals WHERE {where} ORDER BY goal_id LIMIT %s"
     return sql, tuple(params)
 
 
@@ -113,8 +148,8 @@ class SQLStore(BaseStore):
         rows = await self._fetch(LOAD_GOAL, (goal_id,))
         if not rows:
             return None
-        version, snapshot, updated_at = rows[0]
-        return GoalRecord(goal_id, version, loads(snapshot), updated_at)
+        version, snapshot, updated_at, status = rows[0]
+        return GoalRecord(goal_id, version, loads(snapshot), updated_at, GoalStatus(status))
 
     async def _read_events(self, goal_id: str, from_seq: int, limit: int) -> list[StoredEvent]:
         rows = await self._fetch(READ_EVENTS, (goal_id, from_seq, limit))
@@ -129,9 +164,26 @@ class SQLStore(BaseStore):
         rows = await self._fetch(*pending_query(goal_id, limit))
         return [StoredSuggestion(sid, gid, version, loads(p), at, False) for sid, gid, version, p, at in rows]
 
-    async def _list_goals(self, prefix: str, after: str | None, limit: int) -> list[GoalSummary]:
-        rows = await self._fetch(*list_goals_query(prefix, after, limit))
-        return [GoalSummary(goal_id, version, at) for goal_id, version, at in rows]
+    async def _list_goals(
+        self, prefix: str, after: str | None, limit: int, status: GoalStatus | None
+    ) -> list[GoalSummary]:
+        rows = await self._fetch(*list_goals_query(prefix, after, limit, status))
+        return [GoalSummary(goal_id, version, at, GoalStatus(st)) for goal_id, version, at, st in rows]
+
+    async def _suggestions(self, goal_id: str, after_version: int, limit: int) -> list[StoredSuggestion]:
+        rows = await self._fetch(GOAL_SUGGESTIONS, (goal_id, after_version, limit))
+        return [_suggestion(row) for row in rows]
+
+    async def _get_suggestion(self, suggestion_id: str) -> StoredSuggestion | None:
+        rows = await self._fetch(GET_SUGGESTION, (suggestion_id,))
+        return _suggestion(rows[0]) if rows else None
+
+    async def _metrics_history(self, goal_id: str, after_seq: int, limit: int) -> list[MetricPoint]:
+        rows = await self._fetch(METRICS_HISTORY, (goal_id, after_seq, limit))
+        return [MetricPoint(goal_id, seq, loads(point), at) for seq, point, at in rows]
+
+    async def _set_status(self, goal_id: str, status: GoalStatus) -> bool:
+        return await self._execute(SET_STATUS, (status.value, goal_id)) > 0
 
     async def _add_dead_letter(
         self, payload: str, reason: str, goal_id: str | None, event_id: str | None, now: float
@@ -142,3 +194,8 @@ class SQLStore(BaseStore):
     async def _dead_letters(self, goal_id: str | None, limit: int) -> list[DeadLetter]:
         rows = await self._fetch(*dead_letters_query(goal_id, limit))
         return [DeadLetter(i, reason, loads(p), gid, eid, at) for i, reason, p, gid, eid, at in rows]
+
+
+def _suggestion(row: Sequence[Any]) -> StoredSuggestion:
+    sid, goal_id, version, payload, created_at, delivered = row
+    return StoredSuggestion(sid, goal_id, version, loads(payload), created_at, bool(delivered))

@@ -14,7 +14,16 @@ from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ..ports.store import AppendResult, CommitResult, DeadLetter, GoalRecord, GoalSummary, StoredEvent
+from ..ports.store import (
+    AppendResult,
+    CommitResult,
+    DeadLetter,
+    GoalRecord,
+    GoalStatus,
+    GoalSummary,
+    MetricPoint,
+    StoredEvent,
+)
 from ..ports.store import StoredSuggestion as Suggestion
 from ._base import (
     SCHEMA_VERSION,
@@ -35,8 +44,16 @@ class _Goal:
     version: int = 0
     snapshot: str = ""
     updated_at: float = 0.0
+    status: GoalStatus = GoalStatus.ACTIVE
     # Applied event ids, oldest first, so the retention drops from the front in O(1).
     inbox: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # The metrics history: seq -> (JSON, created_at), dense from metrics_first to metrics_n.
+    metrics: dict[int, tuple[str, float]] = field(default_factory=dict)
+    metrics_first: int = 1
+    metrics_n: int = 0
+    # The goal's suggestion ids in (version, creation) order, with their versions for bisecting.
+    suggestion_ids: list[str] = field(default_factory=list)
+    suggestion_versions: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -65,14 +82,22 @@ class MemoryStore(BaseStore):
 
     backend = "memory"
 
-    def __init__(self, url: str = "memory://", *, inbox_keep: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        inbox_keep: int | None = None,
+        metrics_retention: int | None = None,
+    ) -> None:
         """Create an empty store.
 
         Args:
-            url: ``memory://`` (query option ``inbox_keep`` is honoured by :func:`open_store`).
+            url: ``memory://`` (query options ``inbox_keep`` and ``metrics_retention`` are
+                honoured by :func:`open_store`).
             inbox_keep: applied event ids kept per goal (default 10,000).
+            metrics_retention: metric points kept per goal (default 10,000).
         """
-        super().__init__(url, **({} if inbox_keep is None else {"inbox_keep": inbox_keep}))
+        super().__init__(url, inbox_keep=inbox_keep, metrics_retention=metrics_retention)
         self._lock = threading.Lock()
         self._schema = 0
         self._goals: dict[str, _Goal] = {}
@@ -83,10 +108,12 @@ class MemoryStore(BaseStore):
         self._dead: list[tuple[str, str, str | None, str | None, float]] = []
 
     @classmethod
-    def from_url(cls, url: str, *, inbox_keep: int | None = None) -> MemoryStore:
-        """Build from a ``memory://`` URL (see :func:`goalkeeper.stores.open_store`)."""
-        _, options = split_options(url, {"inbox_keep": positive_int}, pass_through=False)
-        return cls(url, inbox_keep=options.get("inbox_keep", inbox_keep))
+    def from_url(cls, url: str) -> MemoryStore:
+        """Build from a ``memory://`` URL (options ``inbox_keep``, ``metrics_retention``)."""
+        _, options = split_options(
+            url, {"inbox_keep": positive_int, "metrics_retention": positive_int}, pass_through=False
+        )
+        return cls(url, **options)
 
     async def _connect(self) -> None:
         return None
@@ -98,9 +125,10 @@ class MemoryStore(BaseStore):
     async def _schema_version(self) -> int:
         return self._schema
 
-    async def _migrate(self) -> int:
+    async def _migrate(self, target: int = SCHEMA_VERSION) -> int:
+        # Nothing outlives the object, so there is no old data to convert: recording is enough.
         with self._lock:
-            self._schema = SCHEMA_VERSION
+            self._schema = max(self._schema, target)
             return self._schema
 
     async def _load(self, goal_id: str) -> GoalRecord | None:
@@ -108,7 +136,7 @@ class MemoryStore(BaseStore):
             goal = self._goals.get(goal_id)
             if goal is None:
                 return None
-            return GoalRecord(goal_id, goal.version, loads(goal.snapshot), goal.updated_at)
+            return GoalRecord(goal_id, goal.version, loads(goal.snapshot), goal.updated_at, goal.status)
 
     async def _commit_many(self, commits: list[EncodedCommit]) -> list[CommitResult]:
         now = self.now()
@@ -135,8 +163,16 @@ class MemoryStore(BaseStore):
                         continue
                     self._outbox[sid] = _Outgoing(commit.goal_id, stored + 1, payload, now)
                     self._undelivered[sid] = None
+                    goal.suggestion_ids.append(sid)
+                    goal.suggestion_versions.append(stored + 1)
+                for point in commit.metrics:
+                    goal.metrics_n += 1
+                    goal.metrics[goal.metrics_n] = (point, now)
+                while goal.metrics_n - goal.metrics_first + 1 > self.metrics_retention:
+                    del goal.metrics[goal.metrics_first]
+                    goal.metrics_first += 1
                 goal.version, goal.snapshot, goal.updated_at = stored + 1, commit.snapshot, now
-                results.append(commit.committed(stored + 1, dup_events, dup_suggestions))
+                results.append(commit.committed(stored + 1, dup_events, dup_suggestions, goal.metrics_n))
         return results
 
     async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:
@@ -210,18 +246,60 @@ class MemoryStore(BaseStore):
                     count += 1
         return count
 
-    async def _list_goals(self, prefix: str, after: str | None, limit: int) -> list[GoalSummary]:
+    async def _list_goals(
+        self, prefix: str, after: str | None, limit: int, status: GoalStatus | None
+    ) -> list[GoalSummary]:
         out: list[GoalSummary] = []
         with self._lock:
             start = bisect_left(self._goal_ids, prefix)
             if after is not None:
                 start = max(start, bisect_right(self._goal_ids, after))
-            for goal_id in self._goal_ids[start:]:
+            for i in range(start, len(self._goal_ids)):
+                goal_id = self._goal_ids[i]
                 if not goal_id.startswith(prefix) or len(out) == limit:
                     break
                 goal = self._goals[goal_id]
-                out.append(GoalSummary(goal_id, goal.version, goal.updated_at))
+                if status is None or goal.status == status:
+                    out.append(GoalSummary(goal_id, goal.version, goal.updated_at, goal.status))
         return out
+
+    def _suggestion(self, sid: str) -> Suggestion:
+        item = self._outbox[sid]
+        return Suggestion(
+            sid, item.goal_id, item.version, loads(item.payload), item.created_at, item.delivered
+        )
+
+    async def _suggestions(self, goal_id: str, after_version: int, limit: int) -> list[Suggestion]:
+        with self._lock:
+            goal = self._goals.get(goal_id)
+            if goal is None:
+                return []
+            start = bisect_right(goal.suggestion_versions, after_version)
+            return [self._suggestion(sid) for sid in goal.suggestion_ids[start : start + limit]]
+
+    async def _get_suggestion(self, suggestion_id: str) -> Suggestion | None:
+        with self._lock:
+            return self._suggestion(suggestion_id) if suggestion_id in self._outbox else None
+
+    async def _metrics_history(self, goal_id: str, after_seq: int, limit: int) -> list[MetricPoint]:
+        with self._lock:
+            goal = self._goals.get(goal_id)
+            if goal is None:
+                return []
+            first = max(after_seq + 1, goal.metrics_first)
+            last = min(goal.metrics_n, first + limit - 1)
+            return [
+                MetricPoint(goal_id, seq, loads(goal.metrics[seq][0]), goal.metrics[seq][1])
+                for seq in range(first, last + 1)
+            ]
+
+    async def _set_status(self, goal_id: str, status: GoalStatus) -> bool:
+        with self._lock:
+            goal = self._goals.get(goal_id)
+            if goal is None:
+                return False
+            goal.status = status
+            return True
 
     async def _add_dead_letter(
         self, payload: str, reason: str, goal_id: str | None, event_id: str | None, now: float

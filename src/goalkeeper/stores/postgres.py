@@ -38,94 +38,12 @@ from ._base import (
     positive_int,
     split_options,
 )
+from ._pg_functions import APPEND_FUNCTION, COMMIT_FUNCTION_V1, COMMIT_FUNCTION_V2
 from ._sql import SQLStore
 
 __all__ = ["PostgresStore"]
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-
-_COMMIT_FUNCTION = """
-CREATE FUNCTION gk_commit(p_goal text, p_expected bigint, p_snapshot text, p_now double precision,
-    p_events text[], p_sids text[], p_payloads text[], p_keep bigint)
-RETURNS TABLE (o_committed boolean, o_version bigint, o_dup_events text[], o_dup_sids text[])
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_version bigint;
-    v_inbox bigint;
-    v_dup_events text[];
-    v_dup_sids text[];
-BEGIN
-    SELECT g.version, g.inbox_n INTO v_version, v_inbox FROM gk_goals g WHERE g.goal_id = p_goal FOR UPDATE;
-    IF NOT FOUND THEN
-        IF p_expected <> 0 THEN
-            RETURN QUERY SELECT false, 0::bigint, NULL::text[], NULL::text[];
-            RETURN;
-        END IF;
-        -- A concurrent first commit of the same goal makes this insert wait, then do nothing.
-        INSERT INTO gk_goals (goal_id, version, snapshot, updated_at, inbox_n)
-            VALUES (p_goal, 0, '', p_now, 0) ON CONFLICT (goal_id) DO NOTHING;
-        IF NOT FOUND THEN
-            SELECT g.version INTO v_version FROM gk_goals g WHERE g.goal_id = p_goal;
-            RETURN QUERY SELECT false, v_version, NULL::text[], NULL::text[];
-            RETURN;
-        END IF;
-        v_version := 0;
-        v_inbox := 0;
-    ELSIF v_version <> p_expected THEN
-        RETURN QUERY SELECT false, v_version, NULL::text[], NULL::text[];
-        RETURN;
-    END IF;
-    SELECT coalesce(array_agg(i.event_id), '{}') INTO v_dup_events
-        FROM gk_inbox i WHERE i.goal_id = p_goal AND i.event_id = ANY(p_events);
-    INSERT INTO gk_inbox (goal_id, event_id, seq)
-        SELECT p_goal, e.id, v_inbox + row_number() OVER (ORDER BY e.n)
-        FROM unnest(p_events) WITH ORDINALITY AS e(id, n) WHERE e.id <> ALL(v_dup_events);
-    IF cardinality(p_events) > cardinality(v_dup_events) THEN
-        v_inbox := v_inbox + cardinality(p_events) - cardinality(v_dup_events);
-        IF v_inbox > p_keep THEN
-            DELETE FROM gk_inbox i WHERE i.goal_id = p_goal AND i.seq <= v_inbox - p_keep;
-        END IF;
-    END IF;
-    SELECT coalesce(array_agg(o.suggestion_id), '{}') INTO v_dup_sids
-        FROM gk_outbox o WHERE o.suggestion_id = ANY(p_sids);
-    INSERT INTO gk_outbox (suggestion_id, goal_id, version, payload, created_at)
-        SELECT s.id, p_goal, v_version + 1, s.payload, p_now
-        FROM unnest(p_sids, p_payloads) WITH ORDINALITY AS s(id, payload, n)
-        WHERE s.id <> ALL(v_dup_sids) ORDER BY s.n
-        ON CONFLICT (suggestion_id) DO NOTHING;
-    UPDATE gk_goals g SET version = v_version + 1, snapshot = p_snapshot, updated_at = p_now,
-        inbox_n = v_inbox WHERE g.goal_id = p_goal;
-    RETURN QUERY SELECT true, v_version + 1, v_dup_events, v_dup_sids;
-END $$
-"""
-
-_APPEND_FUNCTION = """
-CREATE FUNCTION gk_append(p_goal text, p_ids text[], p_payloads text[], p_now double precision)
-RETURNS TABLE (o_event_id text, o_seq bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_last bigint;
-    v_count bigint;
-BEGIN
-    -- The upsert locks the goal's log head, so concurrent appends to one goal queue up here and
-    -- sequence numbers stay gap-free.
-    INSERT INTO gk_log_heads AS h (goal_id, last_seq) VALUES (p_goal, 0)
-        ON CONFLICT (goal_id) DO UPDATE SET last_seq = h.last_seq RETURNING h.last_seq INTO v_last;
-    RETURN QUERY
-        WITH fresh AS (
-            SELECT e.id, e.payload, row_number() OVER (ORDER BY e.n) AS k
-            FROM unnest(p_ids, p_payloads) WITH ORDINALITY AS e(id, payload, n)
-            WHERE NOT EXISTS (SELECT 1 FROM gk_events x WHERE x.goal_id = p_goal AND x.event_id = e.id)
-        ), ins AS (
-            INSERT INTO gk_events (goal_id, seq, event_id, payload, appended_at)
-            SELECT p_goal, v_last + f.k, f.id, f.payload, p_now FROM fresh f
-            RETURNING gk_events.event_id, gk_events.seq
-        )
-        SELECT ins.event_id, ins.seq FROM ins;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    UPDATE gk_log_heads h SET last_seq = v_last + v_count WHERE h.goal_id = p_goal;
-END $$
-"""
 
 _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
@@ -151,14 +69,30 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "event_id TEXT, reason TEXT NOT NULL, payload TEXT NOT NULL, "
             "created_at DOUBLE PRECISION NOT NULL)",
             "CREATE INDEX gk_dead_letters_goal ON gk_dead_letters (goal_id, id)",
-            _COMMIT_FUNCTION,
-            _APPEND_FUNCTION,
+            COMMIT_FUNCTION_V1,
+            APPEND_FUNCTION,
+        ),
+    ),
+    (
+        2,
+        "metrics history, goal status, per-goal suggestion index, commit function with metrics",
+        (
+            "ALTER TABLE gk_goals ADD COLUMN metrics_n BIGINT NOT NULL DEFAULT 0, "
+            "ADD COLUMN status TEXT NOT NULL DEFAULT 'active' "
+            "CHECK (status IN ('active', 'closed', 'archived'))",
+            "CREATE INDEX gk_goals_status ON gk_goals (status, goal_id)",
+            "CREATE TABLE gk_metrics (goal_id TEXT NOT NULL, seq BIGINT NOT NULL, point TEXT NOT NULL, "
+            "created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (goal_id, seq))",
+            "CREATE INDEX gk_outbox_goal ON gk_outbox (goal_id, version, pos)",
+            # The 8-argument gk_commit of schema 1 stays: a worker of the previous release that is
+            # still running during a rolling upgrade keeps committing (without metrics points).
+            COMMIT_FUNCTION_V2,
         ),
     ),
 )
 """(version, description, statements) in order; a new schema version appends an entry."""
 
-_COMMIT = "SELECT * FROM gk_commit(%s, %s, %s, %s, %s::text[], %s::text[], %s::text[], %s)"
+_COMMIT = "SELECT * FROM gk_commit(%s, %s, %s, %s, %s::text[], %s::text[], %s::text[], %s, %s::text[], %s)"
 _APPEND = "SELECT * FROM gk_append(%s, %s::text[], %s::text[], %s)"
 
 
@@ -170,6 +104,7 @@ class PostgresStore(SQLStore):
         schema: the schema holding the tables (created if missing).
         connect_timeout: seconds to wait for the server before failing.
         inbox_keep: applied event ids kept per goal.
+        metrics_retention: metric points kept per goal.
         url: the URL to report (defaults to ``conninfo``).
 
     Raises:
@@ -186,10 +121,11 @@ class PostgresStore(SQLStore):
         schema: str = "goalkeeper",
         connect_timeout: float = 5.0,
         inbox_keep: int | None = None,
+        metrics_retention: int | None = None,
         url: str | None = None,
     ) -> None:
         """Remember the configuration; :meth:`open` connects."""
-        super().__init__(url or conninfo, **({} if inbox_keep is None else {"inbox_keep": inbox_keep}))
+        super().__init__(url or conninfo, inbox_keep=inbox_keep, metrics_retention=metrics_retention)
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ConfigurationError(
                 f"schema must be a plain SQL identifier (letters, digits, _), got {schema!r}"
@@ -204,12 +140,17 @@ class PostgresStore(SQLStore):
     def from_url(cls, url: str) -> PostgresStore:
         """Build from ``postgresql://user:password@host:port/db?schema=...``.
 
-        Options: ``schema``, ``connect_timeout`` (seconds), ``inbox_keep``; any other query option
-        (``sslmode``, ...) goes to libpq.
+        Options: ``schema``, ``connect_timeout`` (seconds), ``inbox_keep``, ``metrics_retention``;
+        any other query option (``sslmode``, ...) goes to libpq.
         """
         conninfo, options = split_options(
             url,
-            {"schema": str, "connect_timeout": positive_float, "inbox_keep": positive_int},
+            {
+                "schema": str,
+                "connect_timeout": positive_float,
+                "inbox_keep": positive_int,
+                "metrics_retention": positive_int,
+            },
             pass_through=True,
         )
         return cls(conninfo, url=url, **options)
@@ -256,10 +197,10 @@ class PostgresStore(SQLStore):
             row = await cur.fetchone()
             return int(row[0]) if row else 0
 
-    async def _migrate(self) -> int:
+    async def _migrate(self, target: int = SCHEMA_VERSION) -> int:
         current = await self._schema_version()
         check_schema(current, self.backend)
-        if current == SCHEMA_VERSION:
+        if current >= target:
             return current
         async with self._lock, self._db.transaction():
             # Several workers may start at once: the advisory lock makes one of them migrate
@@ -277,14 +218,15 @@ class PostgresStore(SQLStore):
             current = int(row[0]) if row else 0
             check_schema(current, self.backend)
             for version, description, statements in _MIGRATIONS:
-                if version > current:
+                if current < version <= target:
                     for statement in statements:
                         await self._db.execute(statement)
                     await self._db.execute(
                         "INSERT INTO gk_schema (version, description, applied_at) VALUES (%s, %s, %s)",
                         (version, description, self.now()),
                     )
-        return SCHEMA_VERSION
+                    current = version
+        return current
 
     async def _fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         async with self._lock:
@@ -311,6 +253,8 @@ class PostgresStore(SQLStore):
                         [sid for sid, _ in c.suggestions],
                         [text for _, text in c.suggestions],
                         self.inbox_keep,
+                        list(c.metrics),
+                        self.metrics_retention,
                     )
                     cursors.append((i, await self._db.execute(_COMMIT, params)))
             for i, cur in cursors:
@@ -319,8 +263,10 @@ class PostgresStore(SQLStore):
         for i, c in enumerate(commits):
             row = rows[i]
             assert row is not None
-            committed, version, dup_events, dup_sids = row
-            results.append(c.committed(version, dup_events, dup_sids) if committed else c.conflict(version))
+            committed, version, dup_events, dup_sids, metrics_n = row
+            results.append(
+                c.committed(version, dup_events, dup_sids, metrics_n) if committed else c.conflict(version)
+            )
         return results
 
     async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:

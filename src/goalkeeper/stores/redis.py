@@ -28,7 +28,9 @@ from ..ports.store import (
     CommitResult,
     DeadLetter,
     GoalRecord,
+    GoalStatus,
     GoalSummary,
+    MetricPoint,
     StoredEvent,
     StoredSuggestion,
 )
@@ -44,112 +46,49 @@ from ._base import (
     positive_int,
     split_options,
 )
+from ._redis_scripts import (
+    APPEND_SCRIPT,
+    COMMIT_SCRIPT,
+    MARK_SCRIPT,
+    MIGRATE_STATUS_SCRIPT,
+    STATUS_SCRIPT,
+    TRIM_SCRIPT,
+)
 from ._sql import prefix_end
 
 __all__ = ["RedisStore"]
 
 # Key layout under the prefix P (documented in docs/stores.md):
 #   P schema                 schema version
-#   P g:{goal}               hash v (version), s (snapshot), t (updated_at), n (inbox counter)
+#   P g:{goal}               hash v (version), s (snapshot), t (updated_at), n (inbox counter),
+#                            m (metrics counter), st (status; schema 2)
 #   P goals                  zset of goal ids (score 0: ordered by id for list_goals)
+#   P gst:{status}           zset of the goal ids with that status (score 0, by id)
+#   P mx:{goal}              zset "seq created_at point" by seq: the metrics history
+#   P outg:{goal}            zset "pos|sid" (pos zero-padded) by version: the goal's suggestions
 #   P in:{goal}              zset event_id -> inbox seq (the newest inbox_keep are kept)
 #   P out:{sid}              hash g (goal), v (version), p (payload), t (created_at), d (delivered)
 #   P pending, P pendg:{goal} zsets of undelivered suggestion ids by outbox position (P outpos)
 #   P log:{goal}             zset event_id -> seq; P logp:{goal} hash event_id -> "time payload"
 #   P loghead:{goal}         last seq; P dead (+ P deadg:{goal}) zsets of dead letters by id
 
-_COMMIT = """
-local p, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local commits = cjson.decode(ARGV[4])
-local arg = 5
-local out = {}
-for i, c in ipairs(commits) do
-  local goal, expected, events, sids = c[1], c[2], c[3], c[4]
-  local snapshot = ARGV[arg]
-  arg = arg + 1
-  local gkey = p .. 'g:' .. goal
-  local cur = redis.call('HMGET', gkey, 'v', 'n')
-  local version, inbox_n = tonumber(cur[1]) or 0, tonumber(cur[2]) or 0
-  if version ~= expected then
-    out[i] = {0, version, {}, {}}
-    arg = arg + #sids
-  else
-    local ikey = p .. 'in:' .. goal
-    local dup_e, dup_s = {}, {}
-    for _, e in ipairs(events) do
-      if redis.call('ZSCORE', ikey, e) then
-        dup_e[#dup_e + 1] = e
-      else
-        inbox_n = inbox_n + 1
-        redis.call('ZADD', ikey, inbox_n, e)
-      end
-    end
-    if redis.call('ZCARD', ikey) > keep then
-      redis.call('ZREMRANGEBYRANK', ikey, 0, -(keep + 1))
-    end
-    for _, sid in ipairs(sids) do
-      local skey = p .. 'out:' .. sid
-      if redis.call('EXISTS', skey) == 1 then
-        dup_s[#dup_s + 1] = sid
-      else
-        local pos = redis.call('INCR', p .. 'outpos')
-        redis.call('HSET', skey, 'g', goal, 'v', version + 1, 'p', ARGV[arg], 't', now, 'd', 0)
-        redis.call('ZADD', p .. 'pending', pos, sid)
-        redis.call('ZADD', p .. 'pendg:' .. goal, pos, sid)
-      end
-      arg = arg + 1
-    end
-    redis.call('HSET', gkey, 'v', version + 1, 's', snapshot, 't', now, 'n', inbox_n)
-    redis.call('ZADD', p .. 'goals', 0, goal)
-    out[i] = {1, version + 1, dup_e, dup_s}
-  end
-end
-return out
-"""
-
-_APPEND = """
-local p, now = ARGV[1], ARGV[2]
-local events = cjson.decode(ARGV[3])
-local out = {}
-for i, e in ipairs(events) do
-  local goal, id = e[1], e[2]
-  local lkey = p .. 'log:' .. goal
-  if not redis.call('ZSCORE', lkey, id) then
-    local seq = redis.call('INCR', p .. 'loghead:' .. goal)
-    redis.call('ZADD', lkey, seq, id)
-    redis.call('HSET', p .. 'logp:' .. goal, id, now .. ' ' .. ARGV[3 + i])
-    out[#out + 1] = {goal, id, seq}
-  end
-end
-return out
-"""
-
-_TRIM = """
-local lkey, pkey = KEYS[1], KEYS[2]
-local ids = redis.call('ZRANGEBYSCORE', lkey, '-inf', '(' .. ARGV[1])
-for _, id in ipairs(ids) do redis.call('HDEL', pkey, id) end
-redis.call('ZREMRANGEBYSCORE', lkey, '-inf', '(' .. ARGV[1])
-return #ids
-"""
-
-_MARK = """
-local p, now = ARGV[1], ARGV[2]
-local count = 0
-for i = 3, #ARGV do
-  local sid = ARGV[i]
-  if redis.call('ZREM', p .. 'pending', sid) == 1 then
-    local skey = p .. 'out:' .. sid
-    redis.call('ZREM', p .. 'pendg:' .. redis.call('HGET', skey, 'g'), sid)
-    redis.call('HSET', skey, 'd', now)
-    count = count + 1
-  end
-end
-return count
-"""
-
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _glob_escape(text: str) -> str:
+    # SCAN MATCH patterns are globs: a prefix containing * ? [ ] or \ must match literally.
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def _stored_suggestion(sid: str, row: list[Any]) -> StoredSuggestion | None:
+    goal_id, version, payload, created_at, delivered = row
+    if goal_id is None:
+        return None
+    return StoredSuggestion(
+        sid, _text(goal_id), int(version), loads(payload), float(created_at), _text(delivered) != "0"
+    )
 
 
 class RedisStore(BaseStore):
@@ -160,6 +99,7 @@ class RedisStore(BaseStore):
         prefix: prefix of every key this store uses.
         connect_timeout: seconds to wait for the server before failing.
         inbox_keep: applied event ids kept per goal.
+        metrics_retention: metric points kept per goal.
         url: the URL to report (defaults to ``redis_url``).
     """
 
@@ -173,10 +113,11 @@ class RedisStore(BaseStore):
         prefix: str = "goalkeeper:",
         connect_timeout: float = 5.0,
         inbox_keep: int | None = None,
+        metrics_retention: int | None = None,
         url: str | None = None,
     ) -> None:
         """Remember the configuration; :meth:`open` connects."""
-        super().__init__(url or redis_url, **({} if inbox_keep is None else {"inbox_keep": inbox_keep}))
+        super().__init__(url or redis_url, inbox_keep=inbox_keep, metrics_retention=metrics_retention)
         self.redis_url = redis_url
         self.prefix = prefix
         self.connect_timeout = connect_timeout
@@ -186,12 +127,17 @@ class RedisStore(BaseStore):
     def from_url(cls, url: str) -> RedisStore:
         """Build from ``redis://host:port/db?prefix=...``.
 
-        Options: ``prefix``, ``connect_timeout`` (seconds), ``inbox_keep``; other query options go
-        to redis-py.
+        Options: ``prefix``, ``connect_timeout`` (seconds), ``inbox_keep``, ``metrics_retention``;
+        other query options go to redis-py.
         """
         redis_url, options = split_options(
             url,
-            {"prefix": str, "connect_timeout": positive_float, "inbox_keep": positive_int},
+            {
+                "prefix": str,
+                "connect_timeout": positive_float,
+                "inbox_keep": positive_int,
+                "metrics_retention": positive_int,
+            },
             pass_through=True,
         )
         return cls(redis_url, url=url, **options)
@@ -216,10 +162,12 @@ class RedisStore(BaseStore):
             address = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
             raise StoreError(f"cannot connect to Redis at {address} ({self.url}): {exc}") from exc
         self._client = client
-        self._commit = client.register_script(_COMMIT)
-        self._append_script = client.register_script(_APPEND)
-        self._trim = client.register_script(_TRIM)
-        self._mark = client.register_script(_MARK)
+        self._commit = client.register_script(COMMIT_SCRIPT)
+        self._append_script = client.register_script(APPEND_SCRIPT)
+        self._trim = client.register_script(TRIM_SCRIPT)
+        self._mark = client.register_script(MARK_SCRIPT)
+        self._status = client.register_script(STATUS_SCRIPT)
+        self._migrate_status = client.register_script(MIGRATE_STATUS_SCRIPT)
 
     async def _close(self) -> None:
         if self._client is not None:
@@ -229,33 +177,82 @@ class RedisStore(BaseStore):
     async def _schema_version(self) -> int:
         return int(await self._r.get(self._k("schema")) or 0)
 
-    async def _migrate(self) -> int:
-        check_schema(await self._schema_version(), self.backend)
-        # Version 1 needs no data changes; recording it is the whole migration.
-        await self._r.set(self._k("schema"), SCHEMA_VERSION)
-        return SCHEMA_VERSION
+    async def _migrate(self, target: int = SCHEMA_VERSION) -> int:
+        current = await self._schema_version()
+        check_schema(current, self.backend)
+        if current >= target:
+            return current
+        # Version 1 needs no data changes; recording it is the whole migration. Version 2 indexes
+        # what version 1 wrote. Each step is idempotent and the version is recorded after it, so
+        # an interrupted migration (or two processes migrating at once) just redoes the work.
+        if current < 2 <= target:
+            await self._migrate_to_2()
+        await self._r.set(self._k("schema"), target)
+        return target
+
+    async def _migrate_to_2(self) -> None:
+        """Index schema-1 data: every goal gets status ``active``; suggestions get per-goal zsets."""
+        # Goals are never removed from the sorted set, so paging by rank sees each of them. One
+        # script per page makes "status, or active if none" and its index entry atomic with any
+        # concurrent set_goal_status (another process may already run the new code).
+        start = 0
+        while page := [_text(g) for g in await self._r.zrange(self._k("goals"), start, start + 499)]:
+            await self._migrate_status(args=[self.prefix, *page])
+            start += len(page)
+        # Schema 1 kept no outbox position for delivered suggestions: those sort by id within
+        # their version (pending ones keep their position).
+        pattern = _glob_escape(self._k("out:")) + "*"
+        keys = [_text(k) async for k in self._r.scan_iter(match=pattern, count=1000)]
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            sids = [key[len(self._k("out:")) :] for key in chunk]
+            async with self._r.pipeline(transaction=False) as pipe:
+                for key, sid in zip(chunk, sids, strict=True):
+                    pipe.hmget(key, ["g", "v"])
+                    pipe.zscore(self._k("pending"), sid)
+                rows = await pipe.execute()
+            async with self._r.pipeline(transaction=False) as pipe:
+                for i, sid in enumerate(sids):
+                    (goal_id, version), pos = rows[2 * i], rows[2 * i + 1]
+                    if goal_id is None:
+                        continue
+                    member = f"{int(pos or 0):016d}|{sid}"
+                    pipe.zadd(self._k("outg:", _text(goal_id)), {member: int(version)})
+                await pipe.execute()
 
     async def _load(self, goal_id: str) -> GoalRecord | None:
-        row: list[Any] = await self._r.hmget(self._k("g:", goal_id), ["v", "s", "t"])
-        version, snapshot, updated_at = row
+        row: list[Any] = await self._r.hmget(self._k("g:", goal_id), ["v", "s", "t", "st"])
+        version, snapshot, updated_at, status = row
         if version is None:
             return None
-        return GoalRecord(goal_id, int(version), loads(snapshot), float(updated_at))
+        return GoalRecord(
+            goal_id, int(version), loads(snapshot), float(updated_at), GoalStatus(status or "active")
+        )
 
     async def _commit_many(self, commits: list[EncodedCommit]) -> list[CommitResult]:
         header = [
-            [c.goal_id, c.expected_version, list(c.event_ids), [s for s, _ in c.suggestions]] for c in commits
+            [c.goal_id, c.expected_version, list(c.event_ids), [s for s, _ in c.suggestions], len(c.metrics)]
+            for c in commits
         ]
-        args: list[str] = [self.prefix, repr(self.now()), str(self.inbox_keep), json.dumps(header)]
+        args: list[str] = [
+            self.prefix,
+            repr(self.now()),
+            str(self.inbox_keep),
+            str(self.metrics_retention),
+            json.dumps(header),
+        ]
         for c in commits:
             args.append(c.snapshot)
             args.extend(text for _, text in c.suggestions)
+            args.extend(c.metrics)
         rows = await self._commit(args=args)
         results: list[CommitResult] = []
-        for c, (committed, version, dup_events, dup_sids) in zip(commits, rows, strict=True):
+        for c, (committed, version, dup_events, dup_sids, metrics_n) in zip(commits, rows, strict=True):
             dups_e, dups_s = map(_text, dup_events), map(_text, dup_sids)
             results.append(
-                c.committed(int(version), dups_e, dups_s) if committed else c.conflict(int(version))
+                c.committed(int(version), dups_e, dups_s, int(metrics_n))
+                if committed
+                else c.conflict(int(version))
             )
         return results
 
@@ -304,16 +301,51 @@ class RedisStore(BaseStore):
     async def _mark_delivered(self, suggestion_ids: list[str]) -> int:
         return int(await self._mark(args=[self.prefix, repr(self.now()), *suggestion_ids]))
 
-    async def _list_goals(self, prefix: str, after: str | None, limit: int) -> list[GoalSummary]:
+    async def _list_goals(
+        self, prefix: str, after: str | None, limit: int, status: GoalStatus | None
+    ) -> list[GoalSummary]:
         low = f"({after}" if after is not None and after >= prefix else f"[{prefix}"
         end = prefix_end(prefix)
         high = f"({end}" if end is not None else "+"
-        ids = [_text(g) for g in await self._r.zrangebylex(self._k("goals"), low, high, 0, limit)]
+        key = self._k("goals") if status is None else self._k("gst:", status.value)
+        ids = [_text(g) for g in await self._r.zrangebylex(key, low, high, 0, limit)]
         async with self._r.pipeline(transaction=False) as pipe:
             for goal_id in ids:
-                pipe.hmget(self._k("g:", goal_id), ["v", "t"])
+                pipe.hmget(self._k("g:", goal_id), ["v", "t", "st"])
             rows = await pipe.execute()
-        return [GoalSummary(g, int(v), float(t)) for g, (v, t) in zip(ids, rows, strict=True)]
+        return [
+            GoalSummary(g, int(v), float(t), GoalStatus(st or "active"))
+            for g, (v, t, st) in zip(ids, rows, strict=True)
+        ]
+
+    async def _suggestion_rows(self, sids: list[str]) -> list[StoredSuggestion]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hmget(self._k("out:", sid), ["g", "v", "p", "t", "d"])
+            rows = await pipe.execute()
+        found = (_stored_suggestion(sid, row) for sid, row in zip(sids, rows, strict=True))
+        return [s for s in found if s is not None]
+
+    async def _suggestions(self, goal_id: str, after_version: int, limit: int) -> list[StoredSuggestion]:
+        members = await self._r.zrangebyscore(
+            self._k("outg:", goal_id), f"({after_version}", "+inf", 0, limit
+        )
+        return await self._suggestion_rows([_text(m).split("|", 1)[1] for m in members])
+
+    async def _get_suggestion(self, suggestion_id: str) -> StoredSuggestion | None:
+        row: list[Any] = await self._r.hmget(self._k("out:", suggestion_id), ["g", "v", "p", "t", "d"])
+        return _stored_suggestion(suggestion_id, row)
+
+    async def _metrics_history(self, goal_id: str, after_seq: int, limit: int) -> list[MetricPoint]:
+        members = await self._r.zrangebyscore(self._k("mx:", goal_id), f"({after_seq}", "+inf", 0, limit)
+        out: list[MetricPoint] = []
+        for member in members:
+            seq, created_at, point = _text(member).split(" ", 2)
+            out.append(MetricPoint(goal_id, int(seq), loads(point), float(created_at)))
+        return out
+
+    async def _set_status(self, goal_id: str, status: GoalStatus) -> bool:
+        return bool(await self._status(args=[self.prefix, goal_id, status.value]))
 
     async def _add_dead_letter(
         self, payload: str, reason: str, goal_id: str | None, event_id: str | None, now: float

@@ -72,6 +72,20 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX gk_dead_letters_goal ON gk_dead_letters (goal_id, id)",
         ),
     ),
+    (
+        2,
+        "metrics history, goal status, per-goal suggestion index",
+        (
+            "ALTER TABLE gk_goals ADD COLUMN metrics_n INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE gk_goals ADD COLUMN status TEXT NOT NULL DEFAULT 'active' "
+            "CHECK (status IN ('active', 'closed', 'archived'))",
+            "CREATE INDEX gk_goals_status ON gk_goals (status, goal_id)",
+            # WITHOUT ROWID: the (goal_id, seq) key is the table, one B-tree write per point.
+            "CREATE TABLE gk_metrics (goal_id TEXT NOT NULL, seq INTEGER NOT NULL, point TEXT NOT NULL, "
+            "created_at REAL NOT NULL, PRIMARY KEY (goal_id, seq)) WITHOUT ROWID",
+            "CREATE INDEX gk_outbox_goal ON gk_outbox (goal_id, version, pos)",
+        ),
+    ),
 )
 """(version, description, statements) in order; a new schema version appends an entry."""
 
@@ -101,6 +115,7 @@ class SQLiteStore(SQLStore):
         synchronous: ``"normal"`` (default) or ``"full"`` (see the module docstring).
         busy_timeout: seconds to wait for another process's write lock before failing.
         inbox_keep: applied event ids kept per goal.
+        metrics_retention: metric points kept per goal.
 
     Raises:
         ConfigurationError: a bad argument.
@@ -116,11 +131,12 @@ class SQLiteStore(SQLStore):
         synchronous: str = "normal",
         busy_timeout: float = 10.0,
         inbox_keep: int | None = None,
+        metrics_retention: int | None = None,
         url: str | None = None,
     ) -> None:
         """Remember the configuration; the file is opened by :meth:`open`."""
         super().__init__(
-            url or f"sqlite:///{path}", **({} if inbox_keep is None else {"inbox_keep": inbox_keep})
+            url or f"sqlite:///{path}", inbox_keep=inbox_keep, metrics_retention=metrics_retention
         )
         if synchronous.lower() not in ("normal", "full"):
             raise ConfigurationError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
@@ -134,11 +150,17 @@ class SQLiteStore(SQLStore):
     def from_url(cls, url: str) -> SQLiteStore:
         """Build from ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``sqlite:///:memory:``.
 
-        Options: ``synchronous`` (normal|full), ``busy_timeout`` (seconds), ``inbox_keep``.
+        Options: ``synchronous`` (normal|full), ``busy_timeout`` (seconds), ``inbox_keep``,
+        ``metrics_retention``.
         """
         _, options = split_options(
             url,
-            {"synchronous": str, "busy_timeout": positive_float, "inbox_keep": positive_int},
+            {
+                "synchronous": str,
+                "busy_timeout": positive_float,
+                "inbox_keep": positive_int,
+                "metrics_retention": positive_int,
+            },
             pass_through=False,
         )
         parts = urlsplit(url)
@@ -219,10 +241,10 @@ class SQLiteStore(SQLStore):
         row = con.execute("SELECT COALESCE(MAX(version), 0) FROM gk_schema").fetchone()
         return int(row[0])
 
-    async def _migrate(self) -> int:
-        return await self._call(self._write, self._migrate_sync)
+    async def _migrate(self, target: int = SCHEMA_VERSION) -> int:
+        return await self._call(self._write, partial(self._migrate_sync, target))
 
-    def _migrate_sync(self, con: sqlite3.Connection) -> int:
+    def _migrate_sync(self, target: int, con: sqlite3.Connection) -> int:
         con.execute(
             "CREATE TABLE IF NOT EXISTS gk_schema (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
             "applied_at REAL NOT NULL)"
@@ -230,14 +252,15 @@ class SQLiteStore(SQLStore):
         current = self._schema_version_sync(con)
         check_schema(current, self.backend)
         for version, description, statements in _MIGRATIONS:
-            if version > current:
+            if current < version <= target:
                 for statement in statements:
                     con.execute(statement)
                 con.execute(
                     "INSERT INTO gk_schema (version, description, applied_at) VALUES (?, ?, ?)",
                     (version, description, self.now()),
                 )
-        return SCHEMA_VERSION
+                current = version
+        return current
 
     async def _commit_many(self, commits: list[EncodedCommit]) -> list[CommitResult]:
         return await self._call(self._write, partial(self._commit_sync, commits, self.now()))
@@ -248,9 +271,9 @@ class SQLiteStore(SQLStore):
         results: list[CommitResult] = []
         for c in commits:
             row = con.execute(
-                "SELECT version, inbox_n FROM gk_goals WHERE goal_id = ?", (c.goal_id,)
+                "SELECT version, inbox_n, metrics_n FROM gk_goals WHERE goal_id = ?", (c.goal_id,)
             ).fetchone()
-            version, inbox_n = (row[0], row[1]) if row else (0, 0)
+            version, inbox_n, metrics_n = (row[0], row[1], row[2]) if row else (0, 0, 0)
             if version != c.expected_version:
                 results.append(c.conflict(version))
                 continue
@@ -284,19 +307,31 @@ class SQLiteStore(SQLStore):
                     if sid not in dup_suggestions
                 ],
             )
+            if c.metrics:
+                con.executemany(
+                    "INSERT INTO gk_metrics (goal_id, seq, point, created_at) VALUES (?, ?, ?, ?)",
+                    [(c.goal_id, metrics_n + i, point, now) for i, point in enumerate(c.metrics, start=1)],
+                )
+                metrics_n += len(c.metrics)
+                if metrics_n > self.metrics_retention:
+                    # A range delete on the primary key: touches only the expired points.
+                    con.execute(
+                        "DELETE FROM gk_metrics WHERE goal_id = ? AND seq <= ?",
+                        (c.goal_id, metrics_n - self.metrics_retention),
+                    )
             if row:
                 con.execute(
-                    "UPDATE gk_goals SET version = ?, snapshot = ?, updated_at = ?, inbox_n = ? "
-                    "WHERE goal_id = ?",
-                    (version + 1, c.snapshot, now, inbox_n, c.goal_id),
+                    "UPDATE gk_goals SET version = ?, snapshot = ?, updated_at = ?, inbox_n = ?, "
+                    "metrics_n = ? WHERE goal_id = ?",
+                    (version + 1, c.snapshot, now, inbox_n, metrics_n, c.goal_id),
                 )
             else:
                 con.execute(
-                    "INSERT INTO gk_goals (goal_id, version, snapshot, updated_at, inbox_n) "
-                    "VALUES (?, 1, ?, ?, ?)",
-                    (c.goal_id, c.snapshot, now, inbox_n),
+                    "INSERT INTO gk_goals (goal_id, version, snapshot, updated_at, inbox_n, metrics_n) "
+                    "VALUES (?, 1, ?, ?, ?, ?)",
+                    (c.goal_id, c.snapshot, now, inbox_n, metrics_n),
                 )
-            results.append(c.committed(version + 1, dup_events, dup_suggestions))
+            results.append(c.committed(version + 1, dup_events, dup_suggestions, metrics_n))
         return results
 
     async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:

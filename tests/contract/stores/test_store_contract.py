@@ -145,8 +145,18 @@ async def test_racing_writers_lose_no_update(store: BaseStore, peer: BaseStore) 
             record = await s.load("race")
             version = record.version if record else 0
             n = record.snapshot["n"] if record else 0
+            event_id = f"{name}-{done}"
+            point = {
+                "event_id": event_id,
+                "event_type": "step",
+                "ts": float(n),
+                "progress": 0.5,
+                "drift_score": 0.0,
+                "loop_risk": 0.0,
+                "action": "continue",
+            }
             try:
-                await s.commit(Commit("race", version, {"n": n + 1}, event_ids=[f"{name}-{done}"]))
+                await s.commit(Commit("race", version, {"n": n + 1}, event_ids=[event_id], metrics=[point]))
             except ConflictError:
                 conflicts += 1
                 continue
@@ -159,6 +169,11 @@ async def test_racing_writers_lose_no_update(store: BaseStore, peer: BaseStore) 
     assert record.snapshot == {"n": total}
     ids = [f"{w}-{i}" for w in "ab" for i in range(total // 2)]
     assert await store.applied_event_ids("race", ids) == set(ids)
+    # The history got exactly one point per winning commit, numbered without gaps, in commit order.
+    history = await store.metrics_history("race", limit=total + 10)
+    assert [m.seq for m in history] == list(range(1, total + 1))
+    assert sorted(m.point["event_id"] for m in history) == sorted(ids)
+    assert [m.point["ts"] for m in history] == [float(i) for i in range(total)]
 
 
 async def test_duplicate_event_ids_are_reported_and_skipped(store: BaseStore) -> None:
@@ -305,7 +320,7 @@ async def test_migrations_from_an_empty_database(store_url: str) -> None:
         await s.load("g1")
     await s.open()
     try:
-        assert await s.schema_version() == SCHEMA_VERSION == 1
+        assert await s.schema_version() == SCHEMA_VERSION == 2
         assert await s.migrate() == SCHEMA_VERSION  # idempotent
         await s.open()  # idempotent too
         await s.commit(Commit("g1", 0, {"n": 1}))

@@ -58,6 +58,11 @@ async def _verify(url: str, reported: int) -> int:
         pending = await store.pending_suggestions(goal_id=GOAL, limit=100_000)
         assert [p.suggestion_id for p in pending] == [f"s{i}" for i in range(1, version + 1)]
         assert [p.version for p in pending] == list(range(1, version + 1))
+        # One metric point per commit, written atomically with it: exactly ``version`` of them.
+        history = await store.metrics_history(GOAL, limit=100_000)
+        assert [(m.seq, m.point["event_id"]) for m in history] == [
+            (i, f"e{i}") for i in range(1, version + 1)
+        ]
         log = await store.read_events(GOAL, limit=100_000)
         # The log append precedes the commit, so it holds version or version + 1 events, gap-free.
         assert len(log) in (version, version + 1)

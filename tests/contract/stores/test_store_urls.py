@@ -51,9 +51,25 @@ def test_url_options_are_parsed() -> None:
     store = open_store("sqlite:///x.db?synchronous=full&busy_timeout=2.5&inbox_keep=7")
     assert isinstance(store, SQLiteStore)
     assert (store.synchronous, store.busy_timeout, store.inbox_keep) == ("FULL", 2.5, 7)
-    memory = open_store("memory://?inbox_keep=5")
+    memory = open_store("memory://?inbox_keep=5&metrics_retention=9")
     assert isinstance(memory, MemoryStore)
-    assert memory.inbox_keep == 5
+    assert (memory.inbox_keep, memory.metrics_retention) == (5, 9)
+    sqlite = open_store("sqlite:///x.db?metrics_retention=50")
+    assert (sqlite.metrics_retention, sqlite.inbox_keep) == (50, 10_000)
+    # The server backends take the option too, and pass everything else to their driver.
+    pg = open_store("postgresql://h/db?metrics_retention=11&sslmode=disable")
+    assert pg.metrics_retention == 11
+    assert "metrics_retention" not in getattr(pg, "conninfo")  # noqa: B009
+    redis_store = open_store("redis://h:6379/0?metrics_retention=12&prefix=x:")
+    assert redis_store.metrics_retention == 12
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 2.5, "10"])
+def test_retention_arguments_are_checked(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="metrics_retention must be an int >= 1"):
+        MemoryStore(metrics_retention=value)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="inbox_keep must be an int >= 1"):
+        SQLiteStore(":memory:", inbox_keep=value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -67,6 +83,10 @@ def test_url_options_are_parsed() -> None:
         ("sqlite://host/x.db", "a SQLite URL has no host"),
         ("sqlite:///x.db?journal=wal", "unknown store URL option 'journal'.*known: busy_timeout, inbox_keep"),
         ("sqlite:///x.db?inbox_keep=0", "inbox_keep='0' is invalid: must be >= 1"),
+        ("sqlite:///x.db?metrics_retention=0", "metrics_retention='0' is invalid: must be >= 1"),
+        ("memory://?metrics_retention=many", "metrics_retention='many' is invalid"),
+        ("redis://h/0?metrics_retention=-5", "metrics_retention='-5' is invalid"),
+        ("postgresql://h/db?metrics_retention=1.5", "metrics_retention='1.5' is invalid"),
         ("sqlite:///x.db?busy_timeout=nan", "busy_timeout='nan' is invalid"),
         ("sqlite:///x.db?synchronous=off", "synchronous must be 'normal' or 'full'"),
         ("postgresql://h/db?schema=a-b", "schema must be a plain SQL identifier"),
@@ -141,7 +161,7 @@ async def test_sqlite_refuses_a_newer_schema(tmp_path) -> None:
         pass
     with sqlite3.connect(tmp_path / "gk.db") as con:
         con.execute("INSERT INTO gk_schema VALUES (99, 'from the future', 0)")
-    with pytest.raises(StoreError, match="schema version 99, newer than the 1 this goalkeeper supports"):
+    with pytest.raises(StoreError, match="schema version 99, newer than the 2 this goalkeeper supports"):
         await open_store(url).open()
 
 
