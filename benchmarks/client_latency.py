@@ -74,9 +74,8 @@ async def async_latency(url: str, n: int) -> list[float]:
 def row(name: str, lat: list[float], rate: float | None) -> str:
     ms = [x * 1000 for x in lat]
     r = f"{rate:,.0f}" if rate is not None else "-"
-    return (
-        f"| {name:<34} | {pct(ms, 0.5):8.3f} | {pct(ms, 0.99):8.3f} | {statistics.mean(ms):8.3f} | {r:>12} |"
-    )
+    p50, p99, mean = pct(ms, 0.5), pct(ms, 0.99), statistics.mean(ms)
+    return f"| {name:<34} | {p50:8.3f} | {p99:8.3f} | {mean:8.3f} | {r:>12} |"
 
 
 def main() -> None:
