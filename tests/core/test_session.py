@@ -408,12 +408,14 @@ def test_tracker_advice_is_emitted_on_transitions_only() -> None:
     s.apply(goal(plan=("search flights", "book flight")))
     got = [rules(s.apply(step(i, tool="read_file", args={"path": f"poem{i}.txt"}, output=f"roses {i}")))
            for i in range(5)]  # fmt: skip
+    # Drift rises at once (DRIFT_CARRY: fast attack, slow release), so the first off-topic step is
+    # already "adjust: drift"; the third in a row gets the consecutive-drift bonus and replans.
     assert got == [
-        [("adjust", f"adjust:{PRECEDENCE[7][1]}")],
         [("adjust", f"adjust:{PRECEDENCE[4][1]}")],
         [],  # same rule, same action: quiet
         [("replan", f"replan:{PRECEDENCE[2][1]}")],
         [],
+        [("escalate", "router:system2")],  # the third System 2 routing in a row (drift > 0.4)
     ]
     # Back on topic: drift falls (a lower rule is a new state, announced once), then "continue".
     back = [rules(s.apply(step(10 + i, args={"destination": "SEA", "date": f"May {i}"},
@@ -428,8 +430,8 @@ def test_tracker_advice_is_emitted_on_transitions_only() -> None:
     assert again == [
         [("adjust", f"adjust:{PRECEDENCE[4][1]}")],
         [],
-        [],
         [("replan", f"replan:{PRECEDENCE[2][1]}")],
+        [],
     ]
 
 
@@ -489,7 +491,9 @@ def test_feedback_loop_nudges_only_when_the_move_changes() -> None:
     assert n.suggestion_id == s.feedback_loop.last_suggestions[0]["suggestion_id"]
     assert s.apply(metrics({"progress": 2})).suggestions == ()  # same reading: same state
     assert s.apply(metrics({"other": 7})).suggestions == ()
-    assert s.apply(step(1)).suggestions == ()
+    # A step leaves the feedback loop's nudge alone (the step itself may warrant tracker advice:
+    # "JFK"/"SEA" are not words of the goal, so lexical drift flags it at once).
+    assert [x.rule for x in s.apply(step(1)).suggestions if x.rule.startswith("feedback")] == []
     (n2,) = s.apply(metrics({"progress": 4})).suggestions
     assert n2.actions == ({"progress": 7.0},)
     assert n2.suggestion_id != n.suggestion_id

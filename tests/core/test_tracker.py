@@ -51,6 +51,7 @@ def test_reference_constants() -> None:
     assert d.VERIFICATION_HISTORY == 200
     assert d.STATE_HASH_HISTORY == 500
     assert d.DRIFT_SMOOTHING == 0.5
+    assert d.DRIFT_CARRY == 0.3
     assert d.NO_PLAN_EXPECTED_STEPS == 20
 
 
@@ -332,9 +333,35 @@ def test_metrics_are_written_through_weight_engine_with_reasons() -> None:
     assert ga["loop_risk"] == t.get_state().loop_risk
 
 
+def test_drift_rises_at_once_and_falls_with_carry() -> None:
+    # Goalkeeper profile: drift = max(score, 0.7 * score + 0.3 * previous) (docs/quality.md: the
+    # tau-bench drift injection is detected on its first step instead of its third).
+    t = GoalTracker(GOAL)
+    poem = Step(tool="read_file", args={"path": "poem.txt"}, output="roses are red, violets are blue")
+    off = t.verify(poem, now=1.0)
+    assert off.drift is not None
+    assert off.drift_score == off.drift.score > 0.3  # the off-topic step itself is flagged
+    on_topic = Step(tool="search_direct_flight", args={"origin": "New York", "destination": "Seattle"},
+                    output="direct flights from New York to Seattle on May 20")  # fmt: skip
+    back = t.verify(on_topic, now=2.0)
+    assert back.drift is not None
+    assert back.drift.score < off.drift_score
+    assert back.drift_score == pytest.approx(0.7 * back.drift.score + 0.3 * off.drift_score)
+    # The reference profile reports the raw score.
+    ref = GoalTracker(GOAL, profile="reference")
+    ref.verify(poem, now=1.0)
+    raw = ref.verify(on_topic, now=2.0)
+    assert raw.drift is not None
+    assert raw.drift_score == raw.drift.score
+
+
 def test_failed_step_routes_to_system2() -> None:
     t = GoalTracker(GOAL)
-    assert t.verify(search(1), now=1.0).process is ProcessType.SYSTEM1
+    # An on-topic first step (drift rises at once, so a step naming "JFK" for "New York" would
+    # already route to System 2 on drift alone).
+    on_topic = Step(tool="search_direct_flight", args={"origin": "New York", "destination": "Seattle"},
+                    output="direct flights from New York to Seattle on May 20")  # fmt: skip
+    assert t.verify(on_topic, now=1.0).process is ProcessType.SYSTEM1
     v = t.verify(Step(tool="book_flight", args={"f": "HAT1"}, error="card declined"), now=2.0)
     assert v.process is ProcessType.SYSTEM2
     assert t.router.last_escalation_reasons

@@ -7,7 +7,7 @@ The tracker joins the core's detectors into the reference's five-stage ``verify_
 2. **alignment**: keyword overlap between the step and the goal (plus plan and what the user
    said), see :func:`keyword_alignment`;
 3. **LLM re-score**: below 0.7 and with an ``llm_verify_fn``, ``0.3 * heuristic + 0.7 * llm``;
-4. **drift and progress**: :class:`~goalkeeper.core.drift.DriftEngine` (smoothed) and plan or
+4. **drift and progress**: :class:`~goalkeeper.core.drift.DriftEngine` (rises at once, decays) and plan or
    velocity-based progress, with stall counting;
 5. **action** by precedence (see :data:`PRECEDENCE` and ``docs/decisions.md``).
 
@@ -40,6 +40,7 @@ from ._tracker_parts import (
 from .decision import (
     ABORT_ALIGNMENT,
     ADJUST_ALIGNMENT,
+    DRIFT_CARRY,
     DRIFT_SMOOTHING,
     LLM_BLEND_HEURISTIC,
     LLM_BLEND_LLM,
@@ -504,7 +505,10 @@ class GoalTracker:
         if self.profile == "reference":
             self._drift = assessment.score
         else:
-            self._drift = clip01(DRIFT_SMOOTHING * assessment.score + (1 - DRIFT_SMOOTHING) * self._drift)
+            # Fast attack, slow release: an off-topic step is flagged on the step itself; the carry
+            # only keeps the warning standing for a step or two after the agent comes back.
+            score = assessment.score
+            self._drift = clip01(max(score, (1 - DRIFT_CARRY) * score + DRIFT_CARRY * self._drift))
         productive = aligned and not step.failed and (novel or self.profile == "reference")
         if self.profile == "goalkeeper" and self.loops.escalation is not Escalation.NONE:
             productive = False
