@@ -33,7 +33,7 @@ def test_readme_opens_with_pitch_and_two_commands() -> None:
     assert lines[0] == "# goalkeeper"
     commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     assert commands[:2] == [
-        "pip install . && python examples/quickstart.py",
+        'pip install ".[server]" && goalkeeper serve',
         'pip install ".[dev]" && pytest',
     ]
     # .ci/run extracts the test command from the block after this marker.
