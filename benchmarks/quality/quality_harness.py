@@ -18,26 +18,31 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from goalkeeper.core.decision import DRIFT_WARNING
+from goalkeeper.core.failure_risk import goal_complexity
 from goalkeeper.core.model import Event, GoalEvent, MessageEvent, StepEvent
 from goalkeeper.core.session import GoalSession, Outcome
 from goalkeeper.importers._base import Trajectory
 
 __all__ = [
+    "APOLOGY_WORDS",
+    "CORRECTION_WORDS",
     "POLL_STATES",
     "Goalkeeper",
     "Injected",
     "Run",
     "auroc",
+    "conversation_signals",
     "drift_detected",
     "failure_features",
-    "failure_risk",
     "first",
+    "fused_v1",
     "inject_drift",
     "inject_loop",
     "inject_polling",
@@ -51,6 +56,7 @@ __all__ = [
     "spearman",
     "steps_until",
     "volatile_variant",
+    "within_group_auroc",
 ]
 
 Profile = Literal["goalkeeper", "reference"]
@@ -87,6 +93,27 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     r = ranks(scores)
     rank_sum = sum(rk for rk, label in zip(r, labels, strict=True) if label)
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def within_group_auroc(scores: Sequence[float], labels: Sequence[bool], groups: Sequence[Any]) -> float:
+    """AUROC over the (positive, negative) pairs that share a group only; ties count half.
+
+    With groups = tasks this asks "among runs of the *same* task, does the score rank the failed ones
+    higher?", which a property of the task (its difficulty) cannot answer. ``nan`` without such pairs.
+    """
+    if not len(scores) == len(labels) == len(groups):
+        raise ValueError("scores, labels and groups differ in length")
+    by: dict[Any, list[tuple[float, bool]]] = {}
+    for s, y, g in zip(scores, labels, groups, strict=True):
+        by.setdefault(g, []).append((s, y))
+    wins = pairs = 0.0
+    for members in by.values():
+        for a, ya in members:
+            for b, yb in members:
+                if ya and not yb:
+                    pairs += 1
+                    wins += 1.0 if a > b else 0.5 if a == b else 0.0
+    return wins / pairs if pairs else math.nan
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -368,9 +395,16 @@ def prefix_length(n: int, fraction: float) -> int:
 
 
 def failure_features(outcomes: Sequence[Outcome]) -> dict[str, float]:
-    """The tracker's signals after a prefix, each oriented so that higher means 'more likely failing'."""
+    """The tracker's signals after a prefix, each oriented so that higher means 'more likely failing'.
+
+    ``risk`` is the session's own ``failure_risk`` metric after the prefix's last event (the core's
+    score, :mod:`goalkeeper.core.failure_risk`); ``fused_v1`` is the harness's former fixed fusion,
+    kept for comparison."""
     if not outcomes:
-        return {"loop_risk": 0.0, "drift": 0.0, "stall": 0.0, "no_progress": 1.0, "alarm": 0.0, "risk": 0.0}
+        return {
+            "loop_risk": 0.0, "drift": 0.0, "stall": 0.0, "no_progress": 1.0, "alarm": 0.0,
+            "risk": 0.0, "fused_v1": 0.0,
+        }  # fmt: skip
     last = outcomes[-1].metrics
     peak_loop = max(o.metrics.loop_risk for o in outcomes)
     peak_drift = max(o.metrics.drift_score for o in outcomes)
@@ -381,12 +415,77 @@ def failure_features(outcomes: Sequence[Outcome]) -> dict[str, float]:
         "stall": float(last.stall_turns),
         "no_progress": 1.0 - last.current_progress,
         "alarm": alarms / len(outcomes),
-        "risk": failure_risk(outcomes),
+        "risk": last.failure_risk,
+        "fused_v1": fused_v1(outcomes),
     }
 
 
-def failure_risk(outcomes: Sequence[Outcome]) -> float:
-    """One number from the tracker's signals: the mean over the prefix's steps of
+#: Words with which a user corrects or pushes back (generic English, chosen before looking at runs).
+CORRECTION_WORDS = frozenset(
+    {
+        "no",
+        "not",
+        "actually",
+        "instead",
+        "wrong",
+        "again",
+        "still",
+        "misunderstanding",
+        "mistake",
+        "incorrect",
+    }
+)
+#: Words with which an agent apologises or retracts (generic English, chosen before looking at runs).
+APOLOGY_WORDS = frozenset({"sorry", "apologize", "apologise", "apologies", "mistake", "confusion"})
+_WORDS = re.compile(r"[a-z0-9']+")
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def conversation_signals(goal: str, events: Sequence[Event]) -> dict[str, float]:
+    """Candidate run-time failure signals a tracker could compute in any chat-agent domain, over
+    ``events`` (a prefix), each oriented so that higher should mean 'more likely failing':
+
+    * ``goal_complexity``: the core's prior from the goal text (:func:`goal_complexity`);
+    * ``user_repeat``: the highest token Jaccard of a user message with an earlier one (the user
+      having to repeat or rephrase a request);
+    * ``user_correction``: share of user messages containing a :data:`CORRECTION_WORDS` word;
+    * ``agent_apology``: share of assistant messages containing an :data:`APOLOGY_WORDS` word;
+    * ``tool_errors``: share of tool steps that failed; ``error_streak``: the longest run of
+      consecutive failed steps.
+    """
+    users: list[frozenset[str]] = []
+    repeat = corrections = apologies = assistant = steps = errors = streak = longest = 0.0
+    for e in events:
+        if isinstance(e, MessageEvent) and e.role in ("user", "assistant"):
+            words = frozenset(_WORDS.findall(e.content.lower()))
+            if e.role == "user":
+                repeat = max([repeat, *(_jaccard(words, u) for u in users)])
+                corrections += bool(words & CORRECTION_WORDS)
+                users.append(words)
+            else:
+                assistant += 1
+                apologies += bool(words & APOLOGY_WORDS)
+        elif isinstance(e, StepEvent):
+            steps += 1
+            failed = e.error is not None
+            errors += failed
+            streak = streak + 1 if failed else 0
+            longest = max(longest, streak)
+    return {
+        "goal_complexity": goal_complexity(goal),
+        "user_repeat": repeat,
+        "user_correction": corrections / max(1, len(users)),
+        "agent_apology": apologies / max(1.0, assistant),
+        "tool_errors": errors / max(1.0, steps),
+        "error_streak": longest,
+    }
+
+
+def fused_v1(outcomes: Sequence[Outcome]) -> float:
+    """The harness's former fused score: the mean over the prefix's steps of
     ``max(loop_risk, drift_score)``, plus the share of steps that ended without progress.
 
     Fixed weights, not fitted: both terms are in [0, 1] and the tracker's own thresholds give them

@@ -20,6 +20,7 @@ are explained in ``docs/quality.md``. Runs in well under a minute.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -62,6 +63,36 @@ TITLES = {
     "three_in_five": "3 identical in last 5",
 }
 FAILURE_SIGNALS = ("loop_risk", "drift", "stall", "no_progress")
+#: Every failure signal of the second table: the core's failure_risk, the former fused score, the
+#: tracker's signals, and candidate run-time signals computed from the events (quality_harness).
+SIGNALS = ("risk", "fused_v1", *FAILURE_SIGNALS, *H.conversation_signals("", ()).keys())
+SIGNAL_TITLES = {
+    "risk": "failure_risk (core metric)",
+    "fused_v1": "former fused score (mean max(loop, drift) + stall share)",
+    "loop_risk": "peak loop_risk",
+    "drift": "peak drift_score",
+    "stall": "stall_turns",
+    "no_progress": "1 - current_progress",
+    "goal_complexity": "goal complexity (prior alone)",
+    "user_repeat": "user repeats a request (max Jaccard)",
+    "user_correction": "user correction turns (share)",
+    "agent_apology": "agent apologies (share)",
+    "tool_errors": "tool error rate",
+    "error_streak": "longest run of failed steps",
+}
+#: Absolute event cutoffs: the score after the first k events of the runs longer than k, so the
+#: prefix says nothing about the run's length (a share of a run is long when the run is long).
+FIXED_CUTOFFS = (6, 10, 14)
+
+
+def half(run: H.Run) -> str:
+    """``"even"`` or ``"odd"``: the half of the tasks a run belongs to. failure_risk's two constants
+    were chosen on the even half; the odd half is held out."""
+    if isinstance(run.task_id, int):
+        key = run.task_id
+    else:  # any other task id: a stable hash of it (not Python's salted hash())
+        key = int(hashlib.sha256(str(run.task_id).encode()).hexdigest(), 16)
+    return "even" if key % 2 == 0 else "odd"
 
 
 class Detectors:
@@ -89,21 +120,42 @@ def load(path: Path) -> list[H.Run]:
 # --- measures --------------------------------------------------------------------------------------
 
 
+def _split_aurocs(
+    out: dict[str, float], key: str, runs: Sequence[H.Run], scores: Sequence[float], labels: Sequence[bool]
+) -> None:
+    """AUROC of ``scores`` on each half of the tasks and within tasks, as ``key.even`` etc."""
+    for name in ("even", "odd"):
+        idx = [i for i, r in enumerate(runs) if half(r) == name]
+        out[f"{key}.{name}"] = H.auroc([scores[i] for i in idx], [labels[i] for i in idx])
+    out[f"{key}.within"] = H.within_group_auroc(scores, labels, [str(r.task_id) for r in runs])
+
+
 def failure_prediction(runs: Sequence[H.Run], det: Detectors) -> dict[str, dict[str, float]]:
-    """AUROC for 'the run failed' from each prefix: the fused tracker score, each tracker signal, and
-    for the peers 'fired within the prefix'."""
+    """AUROC for 'the run failed' from each prefix: the core's failure_risk, each tracker signal and
+    candidate run-time signal, and for the peers 'fired within the prefix'. At 50% also per half of
+    the tasks and within tasks; and after fixed absolute event cutoffs."""
     out: dict[str, dict[str, float]] = {c: {} for c in COLUMNS}
     labels = [r.failed for r in runs]
     for profile in PROFILES:
         sessions = [H.run_goalkeeper(r, profile=profile) for r in runs]
         for p in PREFIXES:
-            feats = [
-                H.failure_features(g.outcomes[: H.prefix_length(len(r.events), p)])
-                for r, g in zip(runs, sessions, strict=True)
-            ]
-            out[profile][f"risk@{p}"] = H.auroc([f["risk"] for f in feats], labels)
-            for name in FAILURE_SIGNALS:
-                out[profile][f"{name}@{p}"] = H.auroc([f[name] for f in feats], labels)
+            feats = []
+            for r, g in zip(runs, sessions, strict=True):
+                n = H.prefix_length(len(r.events), p)
+                feats.append(
+                    H.failure_features(g.outcomes[:n])
+                    | H.conversation_signals(r.goal.description, r.events[:n])
+                )
+            for name in SIGNALS:
+                scores = [f[name] for f in feats]
+                out[profile][f"{name}@{p}"] = H.auroc(scores, labels)
+                if p == 0.5:
+                    _split_aurocs(out[profile], f"{name}@{p}", runs, scores, labels)
+        for k in FIXED_CUTOFFS:
+            idx = [i for i, r in enumerate(runs) if len(r.events) > k]
+            scores = [H.failure_features(sessions[i].outcomes[:k])["risk"] for i in idx]
+            out[profile][f"risk#{k}"] = H.auroc(scores, [labels[i] for i in idx])
+            out[profile][f"runs#{k}"] = float(len(idx))
     # Not a detector: how much the prefix's length alone says (failed runs are longer, and a prefix
     # is a share of the run's own length). Printed under the table as a yardstick.
     for p in PREFIXES:
@@ -119,6 +171,12 @@ def failure_prediction(runs: Sequence[H.Run], det: Detectors) -> dict[str, dict[
                 for r, f in zip(runs, fired, strict=True)
             ]
             out[column][f"risk@{p}"] = H.auroc(scores, labels)
+            if p == 0.5:
+                _split_aurocs(out[column], f"risk@{p}", runs, scores, labels)
+        for k in FIXED_CUTOFFS:
+            idx = [i for i, r in enumerate(runs) if len(r.events) > k]
+            scores = [float(any((fired[i] or [])[:k])) for i in idx]
+            out[column][f"risk#{k}"] = H.auroc(scores, [labels[i] for i in idx])
     return out
 
 
@@ -325,7 +383,12 @@ def table(results: dict[str, Any], openhands: bool) -> list[tuple[str, str, list
 
     for p in PREFIXES:
         target = ">= 0.75" if p == 0.5 else ""
-        row(f"failure AUROC, first {int(100 * p)}% (tracker: fused score)", target, _cell(fp, f"risk@{p}"))
+        row(f"failure AUROC, first {int(100 * p)}% (failure_risk)", target, _cell(fp, f"risk@{p}"))
+    row("  first 50%, held-out tasks (odd ids)", "", _cell(fp, "risk@0.5.odd"))
+    row("  first 50%, tasks the constants were chosen on (even)", "", _cell(fp, "risk@0.5.even"))
+    row("  first 50%, within tasks (same-task pairs only)", "", _cell(fp, "risk@0.5.within"))
+    for k in FIXED_CUTOFFS:
+        row(f"  after the first {k} events (runs longer than {k})", "", _cell(fp, f"risk#{k}"))
     for name in FAILURE_SIGNALS:
         row(f"  failure AUROC, first 50%, signal {name}", "", _cell(fp, f"{name}@0.5"))
     row("progress: Spearman vs ground-truth actions done (pooled)", "", _cell(pc, "spearman"))
@@ -355,10 +418,28 @@ def table(results: dict[str, Any], openhands: bool) -> list[tuple[str, str, list
     return rows
 
 
+def signal_table(fp: dict[str, dict[str, float]]) -> str:
+    """The second table: every failure signal's AUROC (goalkeeper profile) per prefix, per half of
+    the tasks and within tasks."""
+    g = fp["goalkeeper"]
+    header = ["failure signal (goalkeeper profile)", "25%", "50%", "75%", "50% even", "50% odd", "50% within"]
+    lines = [header, ["---"] * len(header)]
+    for name in SIGNALS:
+        keys = [f"{name}@{p}" for p in PREFIXES] + [f"{name}@0.5.{h}" for h in ("even", "odd", "within")]
+        lines.append([SIGNAL_TITLES[name], *(fmt(g.get(k)) for k in keys)])
+    return _markdown(lines)
+
+
 def render(rows: list[tuple[str, str, list[str]]]) -> str:
     """The table as Markdown (readable in a terminal too)."""
     header = ["measure", "target", *(TITLES[c] for c in COLUMNS)]
-    lines = [header, ["---"] * len(header)] + [[name, target, *cells] for name, target, cells in rows]
+    return _markdown(
+        [header, ["---"] * len(header)] + [[name, target, *cells] for name, target, cells in rows]
+    )
+
+
+def _markdown(lines: list[list[str]]) -> str:
+    header = lines[0]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join(
         "| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) + " |"
@@ -400,7 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lengths = ", ".join(
         f"{fmt(results['failure']['goalkeeper'].get(f'length@{p}'))} at {int(100 * p)}%" for p in PREFIXES
     )
-    print(f"\nYardstick, not a detector: AUROC of the prefix's event count alone: {lengths}.")
+    print(f"\nYardstick, not a detector: AUROC of the prefix's event count alone: {lengths}.\n")
+    print(signal_table(results["failure"]))
     print(f"\n({time.perf_counter() - started:.1f} s)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

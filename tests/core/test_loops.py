@@ -88,6 +88,7 @@ GOALKEEPER_PROFILE = {
     "compression_threshold": 2,
     "tool_call_streak": 5,
     "user_turn_resets": True,
+    "escalate_across_turns": False,
     "replan_at": 2,
     "stop_at": 4,
     "episode_close_after": 3,
@@ -103,6 +104,7 @@ REFERENCE_PROFILE = GOALKEEPER_PROFILE | {
     "dead_end_counts_steps": False,
     "peer_rules": False,
     "user_turn_resets": False,
+    "escalate_across_turns": True,
 }
 
 
@@ -313,6 +315,73 @@ def test_custom_ladder():
     policy = dataclasses.replace(PROFILES["goalkeeper"], replan_at=3, stop_at=5)
     events = run([S("search", "x", q="a")] * 7, MultiResolutionLoopDetector(profile=policy))
     assert levels(events) == ["-", "-", "nudge", "nudge", "replan", "replan", "stop"]
+
+
+# The same failing call, re-sent by the agent each time the user asks again (tau-bench task 13, trial
+# 2: the agent retries an update with an unavailable flight while the user keeps asking for another).
+_FAILING = S("update_reservation", error="Error: flight HAT030 not available", reservation_id="XEWRD9")
+
+
+def _user_driven(n: int) -> list[Any]:
+    items: list[Any] = []
+    for i in range(n):
+        items += [Message.of("user", f"Please go ahead with the change, take {i}."), _FAILING]
+        items.append(Message.of("assistant", f"It seems there is still an issue ({i})."))
+    return items
+
+
+def test_no_escalation_across_a_user_turn():
+    events = [e for e in run(_user_driven(6)) if e is not None]
+    # The dead end is reported at the 3rd failure and at every one after it, but each repeat answers a
+    # new user turn, so the agent is nudged again instead of being told to replan over the user's head.
+    assert [e.escalation.value for e in events] == ["nudge"] * 4
+    assert [e.ordinal for e in events] == [1] * 4
+    assert all(e.loop_risk < RISK_BANDS[Escalation.REPLAN][0] for e in events)
+
+
+def test_the_ladder_climbs_when_the_agent_repeats_after_a_nudge_on_its_own():
+    items = _user_driven(3)
+    # After the nudge of the 3rd failure the agent repeats the call without the user speaking: it
+    # ignored the nudge, so the ladder climbs; one more such repeat after the replan stops it.
+    more = [Message.of("assistant", "Let me try again."), _FAILING]
+    levels_ = [e.escalation.value for e in run(items + more * 3) if e is not None]
+    assert levels_ == ["nudge", "replan", "replan", "stop"]
+    # A user turn in the middle holds the ladder where it is (no climb, no fall).
+    mid = [*items, *more, Message.of("user", "Please try once more."), _FAILING, *more]
+    assert [e.escalation.value for e in run(mid) if e is not None] == ["nudge", "replan", "replan", "replan"]
+
+
+def test_escalation_across_turns_is_the_reference_ladder():
+    policy = dataclasses.replace(PROFILES["goalkeeper"], escalate_across_turns=True)
+    events = [e for e in run(_user_driven(6), MultiResolutionLoopDetector(profile=policy)) if e is not None]
+    assert [e.escalation.value for e in events] == ["nudge", "replan", "replan", "stop"]
+    assert PROFILES["reference"].escalate_across_turns is True
+
+
+def test_consecutive_loops_climb_as_before():
+    # Injected loops (no user message inside) keep the ladder: nudge at the 3rd repeat, replan at the 4th.
+    items = [Message.of("user", "Find me a flight."), *([S("search", "no hits", q="foo")] * 5)]
+    assert levels(run(items)) == ["-", "-", "-", "nudge", "replan", "replan"]
+
+
+def test_a_closed_episode_forgets_a_pending_user_turn():
+    a, b = S("search", "x", q="a"), S("search", "y", q="b")
+    clean = [S("read", f"page {i}", n=i) for i in range(3)]
+    d = MultiResolutionLoopDetector()
+    events = run([a, a, a, Message.of("user", "ok"), *clean, b, b, b, b], d)
+    assert levels(events)[-2:] == ["nudge", "replan"]
+    assert d.snapshot()["turn_break"] is False
+
+
+def test_old_snapshots_without_the_turn_rule_restore_with_the_old_ladder():
+    d = MultiResolutionLoopDetector()
+    run(_user_driven(3), d)
+    snap = json.loads(json.dumps(d.snapshot()))
+    del snap["turn_break"]
+    del snap["policy"]["escalate_across_turns"]
+    old = MultiResolutionLoopDetector.restore(snap)
+    assert old.policy.escalate_across_turns is True
+    assert [e.escalation.value for e in run(_user_driven(1), old) if e is not None] == ["replan"]
 
 
 # -- loop_risk ----------------------------------------------------------------------------------

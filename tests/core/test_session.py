@@ -580,7 +580,7 @@ def test_outcome_to_dict_is_json() -> None:
     assert data["verification"]["step_number"] == 1
     assert set(data["metrics"]) == {
         "current_progress", "drift_score", "loop_risk", "progress_percentage", "stall_turns", "steps",
-        "tokens", "velocity", "escalation", "progress_source", "budget",
+        "tokens", "velocity", "escalation", "progress_source", "budget", "failure_risk",
     }  # fmt: skip
     assert data["metrics"]["progress_source"] == "metrics"
     assert data["metrics"]["budget"] is None

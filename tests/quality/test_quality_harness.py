@@ -229,10 +229,69 @@ def test_failure_features_are_oriented_and_bounded() -> None:
     run = _runs()[1]
     gk = H.run_goalkeeper(run)
     feats = H.failure_features(gk.outcomes)
-    assert set(feats) == {"loop_risk", "drift", "stall", "no_progress", "alarm", "risk"}
-    assert 0.0 <= feats["risk"] <= 2.0
+    assert set(feats) == {"loop_risk", "drift", "stall", "no_progress", "alarm", "risk", "fused_v1"}
+    # "risk" is the core's failure_risk metric after the prefix's last event.
+    assert feats["risk"] == gk.outcomes[-1].metrics.failure_risk
+    assert 0.0 < feats["risk"] <= 1.0  # a goal with several requests has a prior above zero
+    assert 0.0 <= feats["fused_v1"] <= 2.0
     assert 0.0 <= feats["no_progress"] <= 1.0
     assert H.failure_features([])["no_progress"] == 1.0
+
+
+def test_failure_risk_of_a_prefix_never_falls() -> None:
+    # Peaks and a fixed prior: a longer prefix of the same run never scores lower.
+    for run in _runs():
+        gk = H.run_goalkeeper(run)
+        risks = [o.metrics.failure_risk for o in gk.outcomes]
+        assert risks == sorted(risks)
+
+
+def test_within_group_auroc_ignores_differences_between_groups() -> None:
+    # Group "a" fails and scores high, group "b" succeeds and scores low: across groups the score is
+    # perfect, within groups there is nothing to rank.
+    scores, labels = [0.9, 0.8, 0.1, 0.2], [True, True, False, False]
+    assert H.auroc(scores, labels) == 1.0
+    assert math.isnan(H.within_group_auroc(scores, labels, ["a", "a", "b", "b"]))
+    assert H.within_group_auroc([0.9, 0.1, 0.2, 0.8], [True, False, True, False], ["a", "a", "b", "b"]) == 0.5
+    assert H.within_group_auroc([0.5, 0.5], [True, False], ["a", "a"]) == 0.5
+    with pytest.raises(ValueError, match="differ in length"):
+        H.within_group_auroc([0.1], [True], [])
+
+
+def test_conversation_signals() -> None:
+    def say(role: str, text: str) -> MessageEvent:
+        return MessageEvent(goal_id="g", role=role, content=text)
+
+    fail = replace(_step("book", output="Error: no seats"), error="Error: no seats")
+    events: list[Event] = [
+        say("user", "Please book flight HAT001 for me"),
+        _step("search"),
+        fail,
+        fail,
+        say("assistant", "Sorry, that did not work."),
+        say("user", "No, please book flight HAT001 for me"),
+        say("assistant", "Done."),
+        _step("book"),
+    ]
+    sig = H.conversation_signals("Book a flight. Pay with the gift card. Ask for a refund if late.", events)
+    assert sig["user_repeat"] == pytest.approx(6 / 7)
+    assert sig["user_correction"] == 0.5  # "No, ..."
+    assert sig["agent_apology"] == 0.5
+    assert sig["tool_errors"] == 0.5
+    assert sig["error_streak"] == 2
+    assert sig["goal_complexity"] == pytest.approx(1 - math.exp(-3 / 5))
+    assert H.conversation_signals("", [])["user_repeat"] == 0.0
+
+
+def test_task_halves() -> None:
+    runs = _runs()
+    assert {quality_run.half(r) for r in runs} <= {"even", "odd"}
+    assert quality_run.half(replace(runs[0], task_id=4)) == "even"
+    assert quality_run.half(replace(runs[0], task_id=7)) == "odd"
+    # Non-integer ids split by a stable hash, the same in every process.
+    assert quality_run.half(replace(runs[0], task_id="retail-12")) == quality_run.half(
+        replace(runs[1], task_id="retail-12")
+    )
 
 
 @pytest.mark.skipif(
@@ -272,6 +331,12 @@ def test_run_prints_one_table_and_writes_json(tmp_path: Path, capsys: pytest.Cap
     assert set(data) == {"failure", "progress", "drift", "loops", "false_alarms", "polling"}
     assert data["loops"]["goalkeeper"]["exact.recall"] == 1.0
     assert data["loops"]["three_in_five"]["volatile.recall"] == 0.0
+    # The second table lists every failure signal; the fixed cutoffs count only longer runs.
+    assert "| failure_risk (core metric)" in text
+    assert "| user repeats a request (max Jaccard)" in text
+    gk = data["failure"]["goalkeeper"]
+    assert {"risk@0.5", "risk@0.5.even", "risk@0.5.odd", "risk@0.5.within", "risk#6", "runs#6"} <= set(gk)
+    assert 0 < gk["runs#6"] <= 3
 
 
 def test_run_reports_a_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -113,6 +113,10 @@ class SessionMetrics:
         escalation: the loop ladder's level.
         progress_source: see :class:`ProgressSource`.
         budget: the last budget decision, or ``None`` without a budget.
+        failure_risk: in [0, 1], how likely the run is to end without reaching its goal: the goal's
+            complexity prior and the peak drift and loop risk so far, combined as a noisy-OR (see
+            :mod:`~goalkeeper.core.failure_risk`). A ranking signal for triage; it does not change
+            the recommended action. 0.0 before a goal is set.
     """
 
     current_progress: float
@@ -126,6 +130,7 @@ class SessionMetrics:
     escalation: Escalation
     progress_source: ProgressSource
     budget: BudgetDecision | None = None
+    failure_risk: float = 0.0
 
     def alignment(self) -> dict[str, float]:
         """The goal-alignment metrics a suggestion carries."""

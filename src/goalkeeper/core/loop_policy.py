@@ -128,6 +128,11 @@ class LoopPolicy:
         tool_call_streak: identical calls in a row (Gemini CLI: 5).
         user_turn_resets: a user message starts a new turn: step windows are forgotten (the agent
             answering a new request is not looping on its own).
+        escalate_across_turns: the ladder climbs (NUDGE -> REPLAN -> STOP) even when a user message
+            came between two loop events. Off in the goalkeeper profile: a repeat that follows a new
+            user turn answers the user, not the nudge, so it is nudged again at the same level; the
+            ladder climbs only when the agent repeats after a nudge on its own (see
+            docs/decisions/loops.md). On in the reference, whose ladder knows no turns.
         replan_at: the episode's n-th event escalates to REPLAN (2; the 1st is always a NUDGE).
         stop_at: the episode's n-th event escalates to STOP (4).
         episode_close_after: consecutive clean steps that close an episode (3).
@@ -161,6 +166,7 @@ class LoopPolicy:
     compression_threshold: int = 2
     tool_call_streak: int = 5
     user_turn_resets: bool = True
+    escalate_across_turns: bool = False
     replan_at: int = 2
     stop_at: int = 4
     episode_close_after: int = 3
@@ -193,7 +199,13 @@ class LoopPolicy:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"LoopPolicy.{name} must be an integer >= 1, got {value!r}")
-        for name in ("progress_aware", "dead_end_counts_steps", "peer_rules", "user_turn_resets"):
+        for name in (
+            "progress_aware",
+            "dead_end_counts_steps",
+            "peer_rules",
+            "user_turn_resets",
+            "escalate_across_turns",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"LoopPolicy.{name} must be True or False")
         ladder = (self.replan_at, self.stop_at)
@@ -245,6 +257,8 @@ class LoopPolicy:
     def from_dict(cls, data: Mapping[str, Any]) -> LoopPolicy:
         """Rebuild a policy from :meth:`to_dict`; raises :class:`ConfigurationError` if invalid."""
         names = [f.name for f in dataclasses.fields(cls)]
+        # A policy written before a field existed behaves as it did then.
+        data = {**_ADDED_LATER, **data}
         missing = [n for n in names if n not in data]
         if missing:
             raise ConfigurationError(f"LoopPolicy is missing {missing[0]!r}")
@@ -261,6 +275,10 @@ class LoopPolicy:
         return PROFILES[name]
 
 
+#: Fields added after policies were first persisted, with the value that reproduces the behaviour of
+#: a policy written without them (snapshots restored by :meth:`LoopPolicy.from_dict`).
+_ADDED_LATER: Mapping[str, Any] = MappingProxyType({"escalate_across_turns": True})
+
 #: The named profiles: ``"reference"`` (corteX's documented behaviour) and ``"goalkeeper"`` (default).
 PROFILES: Mapping[str, LoopPolicy] = MappingProxyType(
     {
@@ -271,6 +289,7 @@ PROFILES: Mapping[str, LoopPolicy] = MappingProxyType(
             dead_end_counts_steps=False,
             peer_rules=False,
             user_turn_resets=False,
+            escalate_across_turns=True,
         ),
         "goalkeeper": LoopPolicy(),
     }

@@ -116,6 +116,7 @@ class MultiResolutionLoopDetector:
         self._level = Escalation.NONE
         self._ordinal = 0  # events in the open episode; 0 = no episode
         self._clean = 0  # clean steps since the episode's last event
+        self._turn_break = False  # a user turn came after the open episode's last event
         self._memory: dict[str, int] = {}  # looping step fingerprint -> highest ordinal reached
         self._armed = False  # reset() was called: remembered loops are flagged at once
         self._approaches: list[str] = []
@@ -237,6 +238,7 @@ class MultiResolutionLoopDetector:
         self._risk = 0.0
         self._level = Escalation.NONE
         self._ordinal = self._clean = 0
+        self._turn_break = False
         self._armed = True
 
     def get_stats(self) -> dict[str, Any]:
@@ -291,6 +293,8 @@ class MultiResolutionLoopDetector:
         if role == "assistant" and not empty and self.policy.peer_rules:
             # Every volatile pattern contains a digit: skip the costly masking when there is none.
             key = stable_hash(mask_volatile(content) if _DIGIT.search(content) else collapse_ws(content))
+        if role == "user" and self._ordinal:
+            self._turn_break = True
         if role == "user" and self.policy.user_turn_resets:
             for d in self._detectors:
                 if d.turn_scoped:
@@ -321,6 +325,7 @@ class MultiResolutionLoopDetector:
             if self._ordinal and self._clean >= self.policy.episode_close_after:
                 self._ordinal = 0
                 self._level = Escalation.NONE
+                self._turn_break = False
         return None
 
     def _event(self, signals: tuple[LoopSignal, ...], facts: StepFacts | None, fingerprint: str) -> LoopEvent:
@@ -329,6 +334,12 @@ class MultiResolutionLoopDetector:
         combined = combined_confidence(signals)
         repeats = max(s.repeat_count for s in signals)
         ordinal = self._ordinal + 1
+        if self._turn_break and self._ordinal and not policy.escalate_across_turns:
+            # The user spoke since the last nudge: this repeat answers the user, not the nudge, so it
+            # is nudged again at the same level. The ladder climbs only when the agent repeats after
+            # a nudge on its own (docs/decisions/loops.md, "No escalation across a user turn").
+            ordinal = self._ordinal
+        self._turn_break = False
         if facts is not None:
             if any(s.loop_type is LoopType.REENTRY for s in signals):
                 ordinal = max(ordinal, self._memory[fingerprint] + 1)
@@ -379,6 +390,7 @@ class MultiResolutionLoopDetector:
             level=self._level.value,
             ordinal=self._ordinal,
             clean=self._clean,
+            turn_break=self._turn_break,
             memory=[[k, v] for k, v in self._memory.items()],
             armed=self._armed,
             approaches=list(self._approaches),
@@ -416,6 +428,8 @@ class MultiResolutionLoopDetector:
         obj._risk = get(snap, "risk", float, kind)
         obj._ordinal = get(snap, "ordinal", int, kind)
         obj._clean = get(snap, "clean", int, kind)
+        # Absent from snapshots written before the rule existed: no user turn was pending then.
+        obj._turn_break = get(snap, "turn_break", bool, kind) if "turn_break" in snap else False
         obj._armed = get(snap, "armed", bool, kind)
         try:
             obj._level = Escalation(get(snap, "level", str, kind))

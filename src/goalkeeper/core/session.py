@@ -59,6 +59,7 @@ from ._snapshot import check_header, field, header
 from .budget import AdaptiveBudget, BudgetDecision
 from .context import TaskState
 from .decision import Action, decide
+from .failure_risk import FailureRisk
 from .feedback import GoalDrivenFeedbackLoop
 from .feedback_strategies import GoalFeedbackStrategy, GoalSpec, GoalTarget, SimpleGoalFeedbackStrategy
 from .goal_tree import GoalTree, NodeStatus
@@ -169,6 +170,7 @@ class GoalSession:
         self._routing = ProcessType.SYSTEM1
         self._budget_decision: BudgetDecision | None = None
         self._nudged_version = 0
+        self._failure = FailureRisk()  # the goal's failure_risk: complexity prior and peak evidence
 
     # -- read-only views --------------------------------------------------------------------------
 
@@ -232,6 +234,7 @@ class GoalSession:
             escalation=self._tracker.loops.escalation,
             progress_source=self._source(),
             budget=self._budget_decision,
+            failure_risk=self._failure.value,
         )
 
     def task_state(self) -> TaskState:
@@ -282,6 +285,8 @@ class GoalSession:
             self._on_subgoal(check_subgoal(event), now, out)
         elif isinstance(event, FeedbackEvent):
             self._on_feedback(*check_feedback(event), now, out)
+        if self._anchored:
+            self._failure.observe(self._drift, self._loop_risk)
         self._version += 1
         self._last_ts = now
         if digest is not None:
@@ -398,8 +403,10 @@ class GoalSession:
             self._external = False
             self._drift, self._stall = 0.0, 0
             self._say.reset_advice()
+            self._failure = FailureRisk.for_goal(change.description, plan)
         elif change.plan is not None and change.plan != list(old.plan):
             old.set_plan(change.plan)
+            self._failure.complexity = FailureRisk.for_goal(old.original_goal, change.plan).complexity
         if change.description is not None or change.plan is not None:
             self._anchored = True
             self._task.current_goal = self._tracker.original_goal
@@ -524,6 +531,7 @@ class GoalSession:
             "readings": self._readings.to_dict(),
             "seen": [self._seen.size, self._seen.to_str()],
             "announcer": self._say.to_dict(),
+            "failure_risk": self._failure.to_dict(),
         }
 
     @classmethod
@@ -579,6 +587,13 @@ class GoalSession:
             self._seen = EventIdWindow.from_str(config_int("seen", size, 0), ids)
             self._readings = MetricReadings.from_dict(_targets(self._loop), field(d, "readings", dict, k))
             self._say = Announcer.from_dict(field(d, "announcer", dict, k))
+            # Snapshots written before failure_risk existed: the goal's prior, the evidence from now on.
+            failure = d.get("failure_risk")
+            if failure is None:
+                goal = self._tracker.original_goal if self._anchored else ""
+                self._failure = FailureRisk.for_goal(goal, self._tracker.plan) if goal else FailureRisk()
+            else:
+                self._failure = FailureRisk.from_dict(field(d, "failure_risk", dict, k))
             task = dict(field(d, "task", dict, k))
             task["current_goal"] = self._tracker.original_goal if self._anchored else ""
             task["progress_percentage"] = 100.0 * self._progress
