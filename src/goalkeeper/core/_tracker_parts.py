@@ -100,7 +100,7 @@ def keyword_alignment(step: Step, vocab: KeywordMemory, memo: KeywordMemo | None
     if memo is None:
         tool_words, rest = keywords(step.tool), keywords(step.text)
     else:
-        tool_words, rest = memo(step.tool), memo.of_identifiers(step.words)
+        tool_words, rest = memo.of_name(step.tool), memo.of_identifiers(step.words)
     rest -= tool_words
     matches = vocab.count_known(rest) + vocab.count_known(tool_words)
     if not rest:

@@ -144,6 +144,10 @@ class _Pending:
     prompt: str | None
 
 
+#: ``Escalation.value`` by member, without the enum property's Python-level lookup (a hot path).
+_ESCALATION_TEXT: dict[Escalation, str] = {e: e.value for e in Escalation}
+
+
 def _drop_oldest(window: deque[str], counts: dict[str, int]) -> None:
     """Make room in a full counted window: the oldest entry leaves it and its count goes down."""
     if len(window) == window.maxlen:
@@ -629,25 +633,29 @@ class GoalTracker:
     def _write_metrics(self, step: Step, t: float, alignment: float, event: LoopEvent | None) -> None:
         """Write the metrics this step changed to the weight engine, each with its reason."""
         w = self.weights
-        current = w.goal_alignment
+        # The engine's live goal metrics (read only): goal_alignment would copy the dict every step.
+        current = w._goal_metrics
         progress, drift, risk = self._progress, self._drift, self.loops.loop_risk
-        changed = [
-            (key, value)
-            for key, value in (("current_progress", progress), ("drift_score", drift), ("loop_risk", risk))
-            if value != current[key]
-        ]
+        write = w._write_goal_metric
+        ts = float(t)
+        where = None
         # Reasons are formatted only for the metrics that changed (most steps change one or two).
-        where = f"step {self._step}" + (f" ({step.tool})" if step.tool else "")
-        for key, value in changed:
-            if key == "current_progress":
-                reason = f"{where}: progress {progress:.3f}"
-            elif key == "drift_score":
-                reason = f"{where}: drift {drift:.3f}, alignment {alignment:.2f}"
-            else:
-                reason = f"{where}: " + (event.message if event else f"loop risk {risk:.3f}")
+        if progress != current["current_progress"]:
+            where = self._where(step)
+            write("current_progress", progress, f"{where}: progress {progress:.3f}", "goal_tracker", ts)
+        if drift != current["drift_score"]:
+            where = where or self._where(step)
+            reason = f"{where}: drift {drift:.3f}, alignment {alignment:.2f}"
+            write("drift_score", drift, reason, "goal_tracker", ts)
+        if risk != current["loop_risk"]:
+            where = where or self._where(step)
+            reason = f"{where}: " + (event.message if event else f"loop risk {risk:.3f}")
             # The values are the tracker's own, finite and in [0, 1]: the trusted write skips the
             # validation set_goal_metric does for callers.
-            w._write_goal_metric(key, value, reason, "goal_tracker", float(t))
+            write("loop_risk", risk, reason, "goal_tracker", ts)
+
+    def _where(self, step: Step) -> str:
+        return f"step {self._step}" + (f" ({step.tool})" if step.tool else "")
 
     def _nudge(self, action: Action, rule: str, event: LoopEvent | None) -> str | None:
         if action == "continue":
@@ -669,7 +677,7 @@ class GoalTracker:
         text = (
             f"{action}: {rule}; alignment {alignment:.2f} ({'aligned' if aligned else 'not aligned'}), "
             f"drift {self._drift:.2f}, progress {self._progress:.2f}, stall {self._stall}, "
-            f"loop risk {loops.loop_risk:.2f} ({loops.escalation.value})"
+            f"loop risk {loops.loop_risk:.2f} ({_ESCALATION_TEXT[loops.escalation]})"
         )
         return text + "; " + "; ".join(notes) if notes else text
 
