@@ -7,7 +7,19 @@ from hypothesis import strategies as st
 from test_text import volatile_text
 
 from goalkeeper.core import text as text_module
-from goalkeeper.core.text import KeywordMemo, keywords
+from goalkeeper.core.goal_dna import entities
+from goalkeeper.core.step_words import StepWordMemo
+from goalkeeper.core.steps import Step
+from goalkeeper.core.text import (
+    KeywordMemo,
+    TextMemo,
+    collapsed_trigrams,
+    identifiers,
+    joined_trigrams,
+    keywords,
+    tokens,
+    trigrams,
+)
 
 _GATE_SAMPLES = [
     "550e8400-e29b-41d4-a716-446655440000", "2024-05-20T11:03:22Z", "2024-05-20 11:03", "11:03:22",
@@ -55,3 +67,44 @@ def test_keyword_memo_of_name_equals_keywords(names: list[str]) -> None:
     memo = KeywordMemo()
     for name in names:
         assert memo.of_name(name) == keywords(name)
+
+
+_texts = st.text(alphabet=st.sampled_from("aB_Σσς İıK \t\n.'0123x-:"), max_size=20) | st.text(max_size=12)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_texts, _texts)
+def test_joined_trigrams_equals_trigrams_of_the_joined_text(head: str, rest: str) -> None:
+    memo = TextMemo(collapsed_trigrams, 4, 64)
+    assert joined_trigrams(head, rest, memo) == trigrams(head + " " + rest)
+    assert joined_trigrams(head, rest, memo) == trigrams(head + " " + rest)  # from the memo
+
+
+_values = st.one_of(
+    st.text(max_size=10), st.integers(-5, 99), st.floats(allow_nan=False), st.none(), st.booleans()
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=10), st.text(max_size=15), st.dictionaries(st.text(max_size=4), _values, max_size=4))
+def test_step_text_is_head_then_argument_values(tool: str, description: str, args: dict[str, object]) -> None:
+    step = Step(tool=tool, args=args, description=description)
+    head = step.text_head
+    rest = step.text[len(head) + 1 :] if head else step.text
+    assert step.text.startswith(head)
+    assert joined_trigrams(head, rest) == trigrams(step.text)
+
+
+_idents_text = st.lists(
+    st.sampled_from(["The", "Seattle", "get_user_details", "R00042", "booking", "JFK", "Sea", "ab", "and",
+                     "Flights", "getUserDetails", ". ", " ", "\n", "9Ab", "(", "x_1", "İ", "Calculate"]),
+    max_size=14,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_idents_text, min_size=1, max_size=4))
+def test_step_word_memo_equals_the_three_features(texts: list[str]) -> None:
+    memo = StepWordMemo(size=8)  # small: entries are evicted and recomputed along the way
+    for text in texts:
+        assert memo.of(text, identifiers(text)) == (keywords(text), tokens(text), entities(text))

@@ -403,10 +403,12 @@ class DriftEngine:
         tool: str,
         ts: float | None,
         idents: list[str] | tuple[str, ...] | None = None,
+        words: tuple[frozenset[str], frozenset[str], frozenset[str] | None] | None = None,
     ) -> DriftAssessment:
         """:meth:`assess_step` on validated arguments (GoalTracker validates a step once and calls
         this); each text feature is computed once and shared by the signals. ``idents``, when given,
-        are ``identifiers(description)``."""
+        are ``identifiers(description)``; ``words``, when given, are ``(tokens(description),
+        entities(description), trigrams(description))`` (the trigrams may be None: computed here)."""
         neutral = self._tool_words(tool)
         if ts is not None:
             self._last_ts = ts
@@ -414,18 +416,22 @@ class DriftEngine:
         self._step += 1
         self._tokens += tokens_used
         dna = self._dna
-        if idents is None:
-            idents = identifiers(description)
-        words = tokens_of_identifiers(idents)
+        if words is None:
+            if idents is None:
+                idents = identifiers(description)
+            toks, ents = tokens_of_identifiers(idents), entities_of_identifiers(description, idents)
+            trigs = None
+        else:
+            toks, ents, trigs = words
         vector = None
         if self._embedder is None:
-            vector = LexicalVector(words, trigrams(description))
+            vector = LexicalVector(toks, trigrams(description) if trigs is None else trigs)
         relevance = dna._similarity(description, self._context_counts, neutral, vector)
         dna._record(self._step, description, relevance, ts)
         # The five signals, in DriftSignals' field order.
         v0 = clip01(1.0 - relevance)
         v1 = min(1.0, self._tokens / self._token_budget)
-        v2 = self._divergence(description, entities_of_identifiers(description, idents) or words, neutral)
+        v2 = self._divergence(description, ents or toks, neutral)
         v3 = self._quality(length)
         v4 = max(surprise, self._surprise)
         signals = DriftSignals(v0, v1, v2, v3, v4)

@@ -40,8 +40,10 @@ __all__ = [
     "TextMemo",
     "canonical_args",
     "collapse_ws",
+    "collapsed_trigrams",
     "identifiers",
     "jaccard",
+    "joined_trigrams",
     "keywords",
     "mask_volatile",
     "stable_hash",
@@ -138,6 +140,35 @@ def trigrams(text: str) -> frozenset[str]:
     s = collapse_ws(text.lower())
     # zip over three shifted views builds the substrings in C; about 25% faster than slicing.
     return frozenset(map("".join, zip(s, s[1:], s[2:], strict=False)))
+
+
+def collapsed_trigrams(text: str) -> tuple[str, frozenset[str]]:
+    """``(collapsed, trigrams(text))`` where ``collapsed`` is ``text`` lower-cased with whitespace
+    collapsed (the string the trigrams are taken from): the memoised half of :func:`joined_trigrams`."""
+    s = collapse_ws(text.lower())
+    return s, frozenset(map("".join, zip(s, s[1:], s[2:], strict=False)))
+
+
+def joined_trigrams(
+    head: str, rest: str, head_trigrams: Callable[[str], tuple[str, frozenset[str]]] = collapsed_trigrams
+) -> frozenset[str]:
+    """``trigrams(head + " " + rest)``, taking the head's part from ``head_trigrams`` (a memo of
+    :func:`collapsed_trigrams`).
+
+    A step's text is its tool and description (which repeat from step to step) followed by its
+    argument values (which change): with the head memoised, only the trigrams that touch the rest are
+    built. Every trigram of the joined text lies within the head or starts at most two characters
+    before its end. Lower-casing the parts one by one equals lower-casing the whole, because the only
+    context-dependent mapping (final sigma) looks through neither a space nor the ends of a part.
+    """
+    hc, head_set = head_trigrams(head)
+    rc = collapse_ws(rest.lower())
+    if not hc:
+        return frozenset(map("".join, zip(rc, rc[1:], rc[2:], strict=False)))
+    if not rc:
+        return head_set
+    s = hc[-2:] + " " + rc
+    return head_set.union(map("".join, zip(s, s[1:], s[2:], strict=False)))
 
 
 def jaccard(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> float:

@@ -54,8 +54,9 @@ from .decision import (
 from .drift import DriftAssessment, DriftEngine
 from .loops import Escalation, LoopEvent, MultiResolutionLoopDetector
 from .routing import DualProcessRouter, ProcessType
+from .step_words import StepWordMemo, WordFeatures
 from .steps import ContextCompressed, Message, Step, check_message_fields, check_step_fields
-from .text import Embedder, KeywordMemo
+from .text import Embedder, KeywordMemo, TextMemo, collapsed_trigrams, joined_trigrams
 from .weights import WeightEngine
 
 __all__ = ["GoalState", "GoalTracker", "LLMVerifyFn", "StepVerification"]
@@ -142,6 +143,7 @@ class _Pending:
     now: float | None
     heuristic: float
     prompt: str | None
+    words: WordFeatures
 
 
 #: ``Escalation.value`` by member, without the enum property's Python-level lookup (a hot path).
@@ -214,6 +216,8 @@ class GoalTracker:
         # Keywords of the words that repeat from step to step: a pure function of the text, so not
         # part of the snapshot.
         self._keywords = KeywordMemo()
+        self._words = StepWordMemo()
+        self._head_trigrams = TextMemo(collapsed_trigrams, 64, 256)
         self._plan: list[str] = []
         self._reset_counters()
         if plan is not None:
@@ -470,10 +474,12 @@ class GoalTracker:
         check_count("tokens", step.tokens)
         if step.ts is not None:
             check_now(step.ts, "ts")
-        heuristic = keyword_alignment(step, self._vocab, self._keywords)
+        # Keywords (alignment), tokens and entities (drift) of the step text in one pass.
+        words = self._words.of(step.text, step.words)
+        heuristic = keyword_alignment(step, self._vocab, self._keywords, words[0])
         wants_llm = heuristic < LLM_VERIFY_BELOW and (fn or self.llm_verify_fn) is not None
         prompt = llm_prompt(self.original_goal, self._plan, step) if wants_llm else None
-        return _Pending(step, now, heuristic, prompt)
+        return _Pending(step, now, heuristic, prompt, words)
 
     def _finish(self, pending: _Pending, reply: object) -> StepVerification:
         step = pending.step
@@ -501,8 +507,16 @@ class GoalTracker:
         self._align_ema = DRIFT_SMOOTHING * alignment + (1 - DRIFT_SMOOTHING) * self._align_ema
 
         # 4. Drift and progress.
+        trigs = None
+        if self.drift_engine._embedder is None:
+            # Lexical relevance needs the step's trigrams: its tool and description repeat, so
+            # their part comes from a memo and only the trigrams touching the arguments are built.
+            text, head = step.text, step.text_head
+            rest = text[len(head) + 1 :] if head else text
+            trigs = joined_trigrams(head, rest, self._head_trigrams)
+        _, toks, ents = pending.words
         assessment = self.drift_engine._assess(
-            step.text, step.output, step.tokens, 0.0, step.tool, float(t), step.words
+            step.text, step.output, step.tokens, 0.0, step.tool, float(t), step.words, (toks, ents, trigs)
         )
         old_drift, old_progress = self._drift, self._progress
         if self.profile == "reference":
