@@ -250,35 +250,6 @@ _VOLATILE_PATTERNS: tuple[tuple[re.Pattern[str], str, int, str], ...] = (
     (re.compile(r"\b(pid|port|thread|tid)\s*[:=]?\s*\d+\b", re.IGNORECASE), r"\1 <n>", 4, ""),
 )
 _UUID_RE = _VOLATILE_PATTERNS[0][0]
-
-
-def _pid_gate(text: str) -> bool:
-    # The pid pattern matches one of its four words case-insensitively. For ASCII text that is a
-    # substring test on the lower-cased text; Unicode case folding pairs some non-ASCII letters
-    # with ASCII ones (dotless "\u0131" with "i"), so other text goes to the pattern itself.
-    if not text.isascii():
-        return True
-    low = text.lower()
-    return "pid" in low or "port" in low or "thread" in low or "tid" in low
-
-
-#: A fast necessary condition for each pass of :data:`_VOLATILE_PATTERNS` (same order): the
-#: patterns open with ``\b`` or a look-behind, so the regex engine tries them at every position,
-#: while these start with a character class it scans for in C, three to five times faster. Each is
-#: a part every match of its pattern contains (``test_volatile_gates_are_necessary`` pins it); a
-#: pass runs only when its gate finds something.
-_VOLATILE_GATES: tuple[Callable[[str], object], ...] = (
-    re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-").search,
-    re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:").search,
-    re.compile(r"\d:\d{2}:\d{2}").search,
-    re.compile(r"0x[0-9a-fA-F]{4}").search,
-    re.compile(r"[0-9a-fA-F]{8}").search,
-    re.compile(r"\d{10}").search,
-    # The duration pattern from its last digit on: "\d+(?:\.\d+)?" always ends in a digit.
-    re.compile(r"\d\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?)\b").search,
-    _pid_gate,
-)
-_VOLATILE_PASSES = tuple(zip(_VOLATILE_PATTERNS, _VOLATILE_GATES, strict=True))
 #: Every pattern but the UUID one needs a (Unicode) digit: \d, [0-9] or the "0" of "0x".
 _DIGIT_RE = re.compile(r"\d")
 
@@ -328,10 +299,10 @@ def mask_volatile(text: str) -> str:
         if len(text) >= 36 and "-" in text:
             text = _UUID_RE.sub("<uuid>", text)
         return collapse_ws(text)
-    for (pattern, repl, min_len, needs), gate in _VOLATILE_PASSES:
+    for pattern, repl, min_len, needs in _VOLATILE_PATTERNS:
         # search() first: most passes find nothing, and a search costs half a sub() that finds
         # nothing (sub() with a group reference in the replacement also re-parses it every call).
-        if len(text) >= min_len and needs in text and gate(text) and pattern.search(text) is not None:
+        if len(text) >= min_len and needs in text and pattern.search(text) is not None:
             text = pattern.sub(repl, text)
     return collapse_ws(text)
 
