@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from goalkeeper.core.feedback import _json_copy
 from goalkeeper.core.goal_dna import entities
 from goalkeeper.core.step_words import StepWordMemo
 from goalkeeper.core.steps import Step
@@ -71,3 +74,34 @@ def test_step_word_memo_equals_the_three_features(texts: list[str]) -> None:
     memo = StepWordMemo(size=8)  # small: entries are evicted and recomputed along the way
     for text in texts:
         assert memo.of(text, identifiers(text)) == (keywords(text), tokens(text), entities(text))
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json)
+def test_json_copy_is_a_deep_copy(value: object) -> None:
+    copied = _json_copy(value)
+    assert copied == copy.deepcopy(value)
+    assert type(copied) is type(value)
+
+    def containers(v: object) -> list[int]:
+        if isinstance(v, dict):
+            return [id(v), *(i for x in v.values() for i in containers(x))]
+        if isinstance(v, list):
+            return [id(v), *(i for x in v for i in containers(x))]
+        if isinstance(v, tuple):
+            return [i for x in v for i in containers(x)]
+        return []
+
+    # No mutable container is shared between the original and the copy.
+    assert not set(containers(value)) & set(containers(copied))
