@@ -7,6 +7,7 @@ import copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from goalkeeper.core import text as text_module
 from goalkeeper.core.feedback import _json_copy
 from goalkeeper.core.goal_dna import entities
 from goalkeeper.core.step_words import StepWordMemo
@@ -105,3 +106,11 @@ def test_json_copy_is_a_deep_copy(value: object) -> None:
 
     # No mutable container is shared between the original and the copy.
     assert not set(containers(value)) & set(containers(copied))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,12}", fullmatch=True))
+def test_identifier_keywords_fast_paths_equal_the_camel_case_split(ident: str) -> None:
+    parts = text_module._CAMEL_RE.sub("_", ident).lower().split("_")
+    expected = tuple(text_module.stem(w) for w in parts if len(w) > 2 and w not in text_module.STOP_WORDS)
+    assert text_module._ident_keywords(ident) == expected

@@ -130,8 +130,14 @@ def keywords(text: str) -> frozenset[str]:
 
 def _ident_keywords(ident: str) -> tuple[str, ...]:
     """The keywords of one identifier (see :func:`keywords`)."""
-    # An identifier without upper-case letters has no camelCase boundary: skip the regex.
-    parts = ident.split("_") if ident.islower() else _CAMEL_RE.sub("_", ident).lower().split("_")
+    # A camelCase boundary is an upper-case letter after the first character: without one (ids
+    # such as "R00042", all-lower words), skip the regex.
+    if ident.islower():
+        parts = ident.split("_")
+    elif (tail := ident[1:]) == tail.lower():
+        parts = ident.lower().split("_")
+    else:
+        parts = _CAMEL_RE.sub("_", ident).lower().split("_")
     return tuple([stem(word) for word in parts if len(word) > 2 and word not in STOP_WORDS])
 
 
