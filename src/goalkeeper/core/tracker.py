@@ -650,6 +650,8 @@ class GoalTracker:
         # The engine's live goal metrics (read only): goal_alignment would copy the dict every step.
         current = w._goal_metrics
         progress, drift, risk = self._progress, self._drift, self.loops.loop_risk
+        # The values are the tracker's own, finite and in [0, 1]: the trusted write skips the
+        # validation set_goal_metric does for callers.
         write = w._write_goal_metric
         ts = float(t)
         where = None
@@ -664,11 +666,10 @@ class GoalTracker:
         if risk != current["loop_risk"]:
             where = where or self._where(step)
             reason = f"{where}: " + (event.message if event else f"loop risk {risk:.3f}")
-            # The values are the tracker's own, finite and in [0, 1]: the trusted write skips the
-            # validation set_goal_metric does for callers.
             write("loop_risk", risk, reason, "goal_tracker", ts)
 
     def _where(self, step: Step) -> str:
+        """The step an audit record is about: ``step 12 (search)``."""
         return f"step {self._step}" + (f" ({step.tool})" if step.tool else "")
 
     def _nudge(self, action: Action, rule: str, event: LoopEvent | None) -> str | None:
