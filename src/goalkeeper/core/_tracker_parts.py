@@ -88,19 +88,26 @@ class KeywordMemory:
         return mem
 
 
-def keyword_alignment(step: Step, vocab: KeywordMemory, memo: KeywordMemo | None = None) -> float:
+def keyword_alignment(
+    step: Step,
+    vocab: KeywordMemory,
+    memo: KeywordMemo | None = None,
+    step_keywords: frozenset[str] | None = None,
+) -> float:
     """Heuristic alignment of ``step`` with the goal, in [0, 1].
 
     The step's keywords (from its description and argument values, identifiers split and lightly
     stemmed) are matched against the on-topic vocabulary; ``min(1, matches / min(n, 3))``.
     The tool's name counts when it matches and is not held against the step when it does not (a
     tool is *how*, not *what*). A step with no keywords beyond its tool carries no evidence: 0.5.
-    ``memo`` (optional) gives the same keywords faster when words repeat from step to step.
+    ``memo`` (optional) gives the same keywords faster when words repeat from step to step;
+    ``step_keywords``, when given, is ``keywords(step.text)`` computed by the caller.
     """
     if memo is None:
         tool_words, rest = keywords(step.tool), keywords(step.text)
     else:
-        tool_words, rest = memo(step.tool), memo.of_identifiers(step.words)
+        tool_words = memo.of_name(step.tool)
+        rest = memo.of_identifiers(step.words) if step_keywords is None else step_keywords
     rest -= tool_words
     matches = vocab.count_known(rest) + vocab.count_known(tool_words)
     if not rest:

@@ -105,6 +105,7 @@ EXPLAIN_MIN = 0.05
 #: Signal names as they read in the explanation, in weight order.
 _LABELS = tuple(name.replace("_", " ") for name in SIGNAL_WEIGHTS)
 _WEIGHTS = tuple(SIGNAL_WEIGHTS.values())
+_NAMES = tuple(SIGNAL_WEIGHTS)
 
 
 class DriftAction(StrEnum):
@@ -132,6 +133,9 @@ _ACTIONS: Mapping[DriftSeverity, DriftAction] = {
     DriftSeverity.CRITICAL: DriftAction.CHECKPOINT_RESET,
     DriftSeverity.EMERGENCY: DriftAction.ASK_USER,
 }
+
+
+_SEVERITY_TEXT: Mapping[DriftSeverity, str] = {sev: sev.value for sev in DriftSeverity}
 
 
 def severity_for_score(score: float) -> DriftSeverity:
@@ -399,10 +403,12 @@ class DriftEngine:
         tool: str,
         ts: float | None,
         idents: list[str] | tuple[str, ...] | None = None,
+        words: tuple[frozenset[str], frozenset[str], frozenset[str] | None] | None = None,
     ) -> DriftAssessment:
         """:meth:`assess_step` on validated arguments (GoalTracker validates a step once and calls
         this); each text feature is computed once and shared by the signals. ``idents``, when given,
-        are ``identifiers(description)``."""
+        are ``identifiers(description)``; ``words``, when given, are ``(tokens(description),
+        entities(description), trigrams(description))`` (the trigrams may be None: computed here)."""
         neutral = self._tool_words(tool)
         if ts is not None:
             self._last_ts = ts
@@ -410,50 +416,50 @@ class DriftEngine:
         self._step += 1
         self._tokens += tokens_used
         dna = self._dna
-        if idents is None:
-            idents = identifiers(description)
-        words = tokens_of_identifiers(idents)
+        if words is None:
+            if idents is None:
+                idents = identifiers(description)
+            toks, ents = tokens_of_identifiers(idents), entities_of_identifiers(description, idents)
+            trigs = None
+        else:
+            toks, ents, trigs = words
         vector = None
         if self._embedder is None:
-            vector = LexicalVector(words, trigrams(description))
+            vector = LexicalVector(toks, trigrams(description) if trigs is None else trigs)
         relevance = dna._similarity(description, self._context_counts, neutral, vector)
         dna._record(self._step, description, relevance, ts)
-        signals = DriftSignals(
-            goal_relevance=clip01(1.0 - relevance),
-            token_budget_ratio=min(1.0, self._tokens / self._token_budget),
-            topic_divergence=self._divergence(
-                description, entities_of_identifiers(description, idents) or words, neutral
-            ),
-            output_quality_trend=self._quality(length),
-            prediction_surprise=max(surprise, self._surprise),
-        )
-        values = (
-            signals.goal_relevance,
-            signals.token_budget_ratio,
-            signals.topic_divergence,
-            signals.output_quality_trend,
-            signals.prediction_surprise,
-        )
+        # The five signals, in DriftSignals' field order.
+        v0 = clip01(1.0 - relevance)
+        v1 = min(1.0, self._tokens / self._token_budget)
+        v2 = self._divergence(description, ents or toks, neutral)
+        v3 = self._quality(length)
+        v4 = max(surprise, self._surprise)
+        signals = DriftSignals(v0, v1, v2, v3, v4)
+        w0, w1, w2, w3, w4 = _WEIGHTS
         # Same products, same summation order as DriftSignals.weighted() (sum() of a sequence, so
         # the result is bit-identical on every Python version).
-        weighted = [w * v for w, v in zip(_WEIGHTS, values, strict=True)]
+        weighted = [w0 * v0, w1 * v1, w2 * v2, w3 * v3, w4 * v4]
         bonus = CONSECUTIVE_BONUS if dna.is_drifting() else 0.0
         score = clip01(sum(weighted) + bonus)
         severity = severity_for_score(score)
         # Largest contribution first; ties go by signal name, as sorting (value, name) pairs does.
-        items = zip(weighted, SIGNAL_WEIGHTS, _LABELS, values, strict=True)
-        main = sorted([item for item in items if item[0] >= EXPLAIN_MIN], reverse=True)
+        values = (v0, v1, v2, v3, v4)
+        items = zip(weighted, _NAMES, _LABELS, values, strict=True)
+        main = [item for item in items if item[0] >= EXPLAIN_MIN]
+        if len(main) > 1:
+            main.sort(reverse=True)
         why = ", ".join([f"{label} {value:.2f}" for _, _, label, value in main]) or "no signal"
         if bonus:
             why += f"; {dna.consecutive_drift_count} low-relevance steps in a row (+{bonus:.2f})"
         assessment = DriftAssessment(
-            score=score,
-            signals=signals,
-            severity=severity,
-            recommended_action=action_for(severity),
-            explanation=f"drift {score:.2f} ({severity.value}): {why}",
-            step_number=self._step,
-            timestamp=self._last_ts,
+            score,
+            signals,
+            severity,
+            _ACTIONS[severity],
+            # _SEVERITY_TEXT[s] is s.value without the enum property's Python-level lookup.
+            f"drift {score:.2f} ({_SEVERITY_TEXT[severity]}): {why}",
+            self._step,
+            self._last_ts,
         )
         if score < ABSORB_BELOW:
             self._absorb(description, output)

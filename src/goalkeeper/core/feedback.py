@@ -56,6 +56,20 @@ from .feedback_strategies import (
 )
 from .text import stable_hash
 
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON-like data (what ``check_json`` returns and the loop builds from it):
+    ``copy.deepcopy`` without its per-object memo and dispatch, several times faster on the
+    suggestion path. Dicts, lists and tuples are copied; everything else in such data is immutable."""
+    if type(value) is dict:
+        return {k: _json_copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_json_copy(v) for v in value]
+    if type(value) is tuple:
+        return tuple([_json_copy(v) for v in value])
+    return value
+
+
 __all__ = [
     "DEFAULT_RETENTION_LIMIT",
     "AdaptiveGoalFeedbackStrategy",
@@ -284,12 +298,13 @@ class GoalDrivenFeedbackLoop:
     @property
     def history(self) -> list[dict[str, Any]]:
         """Deep copies of the retained measurement entries, oldest first."""
-        return [copy.deepcopy(r.entry) for r in self._history]
+        return [_json_copy(r.entry) for r in self._history]
 
     @property
     def last_suggestions(self) -> list[dict[str, Any]]:
         """Deep copies of what the last ``suggest`` call returned."""
-        return copy.deepcopy(self._last_suggestions)
+        copied: list[dict[str, Any]] = _json_copy(self._last_suggestions)
+        return copied
 
     @property
     def last_analysis(self) -> dict[str, dict[str, Any]]:
@@ -547,7 +562,7 @@ class GoalDrivenFeedbackLoop:
             if sid not in emitted:
                 fresh.append((sid, action))
         context = FeedbackContext(self._resolved(inferred), dict(latest))
-        produced = self._strategy.suggest_actions([copy.deepcopy(a) for _, a in fresh], context)
+        produced = self._strategy.suggest_actions([_json_copy(a) for _, a in fresh], context)
         if not isinstance(produced, list) or len(produced) != len(fresh):
             raise ConfigurationError(f"strategy must return a list of {len(fresh)} suggestions")
         try:
@@ -562,7 +577,7 @@ class GoalDrivenFeedbackLoop:
             for (sid, action), suggestion in zip(fresh, checked, strict=True)
         ]
         result.extend(self._emit_reached())
-        self._last_suggestions = copy.deepcopy(result)
+        self._last_suggestions = _json_copy(result)
         return result
 
     #: The reference's documentation calls it ``suggest_actions``; both spellings work.

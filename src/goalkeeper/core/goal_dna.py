@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Self
@@ -128,6 +128,14 @@ def entities_of_identifiers(text: str, words: Sequence[str]) -> frozenset[str]:
     # Short capitalised words count unless they open a sentence ("The", "Calculate" are capitalised
     # by grammar, not because they name something); only they need their position in the text.
     capitalised = {w for w in words if 2 < len(w) < ENTITY_MIN_LEN and w[0].isupper() and w.isalpha()}
+    if capitalised:
+        add_capitalised_entities(text, capitalised, found)
+    return frozenset(found)
+
+
+def add_capitalised_entities(text: str, capitalised: Iterable[str], found: set[str]) -> None:
+    """Add to ``found`` (lower-cased) the short capitalised words of ``text`` that count as entities:
+    those that are no stop word and appear somewhere in ``text`` not opening a sentence."""
     for w in capitalised:
         low = w.lower()
         if low in STOP_WORDS or low in found:
@@ -139,7 +147,6 @@ def entities_of_identifiers(text: str, words: Sequence[str]) -> frozenset[str]:
                 found.add(low)
                 break
             at = text.find(w, at + 1)
-    return frozenset(found)
 
 
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")

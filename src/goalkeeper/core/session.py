@@ -325,7 +325,7 @@ class GoalSession:
         if self._anchored:
             verdict = t.verify(step, now=now)
             self._drift = verdict.drift_score
-            self._stall = t.get_state().stall_turns
+            self._stall = t._stall  # get_state() would build a whole GoalState for this one number
             action, rule, nudge = verdict.recommended_action, verdict.rule, verdict.nudge
             routing = verdict.process
             self._loop_risk = verdict.loop_risk  # written by verify()

@@ -193,6 +193,12 @@ class Step:
         return " ".join([p for p in parts if p])
 
     @_lazy
+    def text_head(self) -> str:
+        """The start of :attr:`text` made of the tool and the description (the part that repeats
+        from step to step); :attr:`text` is this, a space, and the argument values when there are any."""
+        return " ".join([p for p in (self.tool, self.description) if p])
+
+    @_lazy
     def words(self) -> tuple[str, ...]:
         """The identifiers of :attr:`text` (see :func:`~goalkeeper.core.text.identifiers`), found
         once and shared by the word features the detectors derive from them."""

@@ -40,8 +40,10 @@ __all__ = [
     "TextMemo",
     "canonical_args",
     "collapse_ws",
+    "collapsed_trigrams",
     "identifiers",
     "jaccard",
+    "joined_trigrams",
     "keywords",
     "mask_volatile",
     "stable_hash",
@@ -128,8 +130,14 @@ def keywords(text: str) -> frozenset[str]:
 
 def _ident_keywords(ident: str) -> tuple[str, ...]:
     """The keywords of one identifier (see :func:`keywords`)."""
-    # An identifier without upper-case letters has no camelCase boundary: skip the regex.
-    parts = ident.split("_") if ident.islower() else _CAMEL_RE.sub("_", ident).lower().split("_")
+    # A camelCase boundary is an upper-case letter after the first character: without one (ids
+    # such as "R00042", all-lower words), skip the regex.
+    if ident.islower():
+        parts = ident.split("_")
+    elif (tail := ident[1:]) == tail.lower():
+        parts = ident.lower().split("_")
+    else:
+        parts = _CAMEL_RE.sub("_", ident).lower().split("_")
     return tuple([stem(word) for word in parts if len(word) > 2 and word not in STOP_WORDS])
 
 
@@ -138,6 +146,35 @@ def trigrams(text: str) -> frozenset[str]:
     s = collapse_ws(text.lower())
     # zip over three shifted views builds the substrings in C; about 25% faster than slicing.
     return frozenset(map("".join, zip(s, s[1:], s[2:], strict=False)))
+
+
+def collapsed_trigrams(text: str) -> tuple[str, frozenset[str]]:
+    """``(collapsed, trigrams(text))`` where ``collapsed`` is ``text`` lower-cased with whitespace
+    collapsed (the string the trigrams are taken from): the memoised half of :func:`joined_trigrams`."""
+    s = collapse_ws(text.lower())
+    return s, frozenset(map("".join, zip(s, s[1:], s[2:], strict=False)))
+
+
+def joined_trigrams(
+    head: str, rest: str, head_trigrams: Callable[[str], tuple[str, frozenset[str]]] = collapsed_trigrams
+) -> frozenset[str]:
+    """``trigrams(head + " " + rest)``, taking the head's part from ``head_trigrams`` (a memo of
+    :func:`collapsed_trigrams`).
+
+    A step's text is its tool and description (which repeat from step to step) followed by its
+    argument values (which change): with the head memoised, only the trigrams that touch the rest are
+    built. Every trigram of the joined text lies within the head or starts at most two characters
+    before its end. Lower-casing the parts one by one equals lower-casing the whole, because the only
+    context-dependent mapping (final sigma) looks through neither a space nor the ends of a part.
+    """
+    hc, head_set = head_trigrams(head)
+    rc = collapse_ws(rest.lower())
+    if not hc:
+        return frozenset(map("".join, zip(rc, rc[1:], rc[2:], strict=False)))
+    if not rc:
+        return head_set
+    s = hc[-2:] + " " + rc
+    return head_set.union(map("".join, zip(s, s[1:], s[2:], strict=False)))
 
 
 def jaccard(a: frozenset[str] | set[str], b: frozenset[str] | set[str]) -> float:
@@ -389,10 +426,13 @@ class KeywordMemo:
             are not stored. The default keeps a tracker's memo under about 100 KB.
     """
 
-    __slots__ = ("_memo",)
+    __slots__ = ("_memo", "_names")
 
     def __init__(self, size: int = 512) -> None:
         self._memo = TextMemo(_ident_keywords, size, 64)
+        # Whole names (a step's tool), which repeat on nearly every step: one lookup instead of a
+        # regex scan and a lookup per identifier.
+        self._names: TextMemo[frozenset[str]] = TextMemo(self, 64, 64)
 
     def __len__(self) -> int:
         return len(self._memo)
@@ -400,6 +440,11 @@ class KeywordMemo:
     def __call__(self, text: str) -> frozenset[str]:
         """Return ``keywords(text)``."""
         return self.of_identifiers(_TOKEN_RE.findall(text))
+
+    def of_name(self, name: str) -> frozenset[str]:
+        """Return ``keywords(name)`` for a short text that repeats, like a tool's name (memoised
+        whole; longer texts are computed but not stored)."""
+        return self._names(name)
 
     def of_identifiers(self, idents: list[str] | tuple[str, ...]) -> frozenset[str]:
         """Return the keywords of a text given its :func:`identifiers`."""

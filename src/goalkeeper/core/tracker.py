@@ -55,8 +55,9 @@ from .decision import (
 from .drift import DriftAssessment, DriftEngine
 from .loops import Escalation, LoopEvent, MultiResolutionLoopDetector
 from .routing import DualProcessRouter, ProcessType
+from .step_words import StepWordMemo, WordFeatures
 from .steps import ContextCompressed, Message, Step, check_message_fields, check_step_fields
-from .text import Embedder, KeywordMemo
+from .text import Embedder, KeywordMemo, TextMemo, collapsed_trigrams, joined_trigrams
 from .weights import WeightEngine
 
 __all__ = ["GoalState", "GoalTracker", "LLMVerifyFn", "StepVerification"]
@@ -143,6 +144,11 @@ class _Pending:
     now: float | None
     heuristic: float
     prompt: str | None
+    words: WordFeatures
+
+
+#: ``Escalation.value`` by member, without the enum property's Python-level lookup (a hot path).
+_ESCALATION_TEXT: dict[Escalation, str] = {e: e.value for e in Escalation}
 
 
 def _drop_oldest(window: deque[str], counts: dict[str, int]) -> None:
@@ -211,6 +217,8 @@ class GoalTracker:
         # Keywords of the words that repeat from step to step: a pure function of the text, so not
         # part of the snapshot.
         self._keywords = KeywordMemo()
+        self._words = StepWordMemo()
+        self._head_trigrams = TextMemo(collapsed_trigrams, 64, 256)
         self._plan: list[str] = []
         self._reset_counters()
         if plan is not None:
@@ -467,10 +475,12 @@ class GoalTracker:
         check_count("tokens", step.tokens)
         if step.ts is not None:
             check_now(step.ts, "ts")
-        heuristic = keyword_alignment(step, self._vocab, self._keywords)
+        # Keywords (alignment), tokens and entities (drift) of the step text in one pass.
+        words = self._words.of(step.text, step.words)
+        heuristic = keyword_alignment(step, self._vocab, self._keywords, words[0])
         wants_llm = heuristic < LLM_VERIFY_BELOW and (fn or self.llm_verify_fn) is not None
         prompt = llm_prompt(self.original_goal, self._plan, step) if wants_llm else None
-        return _Pending(step, now, heuristic, prompt)
+        return _Pending(step, now, heuristic, prompt, words)
 
     def _finish(self, pending: _Pending, reply: object) -> StepVerification:
         step = pending.step
@@ -498,8 +508,16 @@ class GoalTracker:
         self._align_ema = DRIFT_SMOOTHING * alignment + (1 - DRIFT_SMOOTHING) * self._align_ema
 
         # 4. Drift and progress.
+        trigs = None
+        if self.drift_engine._embedder is None:
+            # Lexical relevance needs the step's trigrams: its tool and description repeat, so
+            # their part comes from a memo and only the trigrams touching the arguments are built.
+            text, head = step.text, step.text_head
+            rest = text[len(head) + 1 :] if head else text
+            trigs = joined_trigrams(head, rest, self._head_trigrams)
+        _, toks, ents = pending.words
         assessment = self.drift_engine._assess(
-            step.text, step.output, step.tokens, 0.0, step.tool, float(t), step.words
+            step.text, step.output, step.tokens, 0.0, step.tool, float(t), step.words, (toks, ents, trigs)
         )
         old_drift, old_progress = self._drift, self._progress
         if self.profile == "reference":
@@ -633,25 +651,30 @@ class GoalTracker:
     def _write_metrics(self, step: Step, t: float, alignment: float, event: LoopEvent | None) -> None:
         """Write the metrics this step changed to the weight engine, each with its reason."""
         w = self.weights
-        current = w.goal_alignment
+        # The engine's live goal metrics (read only): goal_alignment would copy the dict every step.
+        current = w._goal_metrics
         progress, drift, risk = self._progress, self._drift, self.loops.loop_risk
-        changed = [
-            (key, value)
-            for key, value in (("current_progress", progress), ("drift_score", drift), ("loop_risk", risk))
-            if value != current[key]
-        ]
+        # The values are the tracker's own, finite and in [0, 1]: the trusted write skips the
+        # validation set_goal_metric does for callers.
+        write = w._write_goal_metric
+        ts = float(t)
+        where = None
         # Reasons are formatted only for the metrics that changed (most steps change one or two).
-        where = f"step {self._step}" + (f" ({step.tool})" if step.tool else "")
-        for key, value in changed:
-            if key == "current_progress":
-                reason = f"{where}: progress {progress:.3f}"
-            elif key == "drift_score":
-                reason = f"{where}: drift {drift:.3f}, alignment {alignment:.2f}"
-            else:
-                reason = f"{where}: " + (event.message if event else f"loop risk {risk:.3f}")
-            # The values are the tracker's own, finite and in [0, 1]: the trusted write skips the
-            # validation set_goal_metric does for callers.
-            w._write_goal_metric(key, value, reason, "goal_tracker", float(t))
+        if progress != current["current_progress"]:
+            where = self._where(step)
+            write("current_progress", progress, f"{where}: progress {progress:.3f}", "goal_tracker", ts)
+        if drift != current["drift_score"]:
+            where = where or self._where(step)
+            reason = f"{where}: drift {drift:.3f}, alignment {alignment:.2f}"
+            write("drift_score", drift, reason, "goal_tracker", ts)
+        if risk != current["loop_risk"]:
+            where = where or self._where(step)
+            reason = f"{where}: " + (event.message if event else f"loop risk {risk:.3f}")
+            write("loop_risk", risk, reason, "goal_tracker", ts)
+
+    def _where(self, step: Step) -> str:
+        """The step an audit record is about: ``step 12 (search)``."""
+        return f"step {self._step}" + (f" ({step.tool})" if step.tool else "")
 
     def _nudge(self, action: Action, rule: str, event: LoopEvent | None) -> str | None:
         if action == "continue":
@@ -673,7 +696,7 @@ class GoalTracker:
         text = (
             f"{action}: {rule}; alignment {alignment:.2f} ({'aligned' if aligned else 'not aligned'}), "
             f"drift {self._drift:.2f}, progress {self._progress:.2f}, stall {self._stall}, "
-            f"loop risk {loops.loop_risk:.2f} ({loops.escalation.value})"
+            f"loop risk {loops.loop_risk:.2f} ({_ESCALATION_TEXT[loops.escalation]})"
         )
         return text + "; " + "; ".join(notes) if notes else text
 

@@ -144,6 +144,11 @@ class WeightEngine:
         """A copy of ``{"current_progress", "drift_score", "loop_risk"}``, each in [0, 1]."""
         return dict(self._fixed[WeightCategory.GOAL_ALIGNMENT])
 
+    @property
+    def _goal_metrics(self) -> dict[str, float]:
+        """The live goal-alignment weights (not a copy): for the tracker's hot path, read only."""
+        return self._fixed[WeightCategory.GOAL_ALIGNMENT]
+
     def values(self, category: WeightCategory | str) -> dict[str, float]:
         """A copy of every stored weight of ``category`` (fixed keys first, then dynamic ones)."""
         cat = _category(category)
