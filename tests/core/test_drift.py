@@ -495,3 +495,24 @@ def test_tool_word_memo_stays_bounded() -> None:
     for i in range(600):
         e.assess_step("search flights", "ok", tool=f"tool_{i}")
     assert len(e._tool_words) <= 256
+
+
+def test_engine_history_limit_is_configurable_and_snapshotted() -> None:
+    assert DriftEngine(GOAL).max_history == dr.ENGINE_HISTORY == 100
+    engine = DriftEngine(GOAL, max_history=3)
+    for i in range(7):
+        engine.assess_step(f"search flights to Seattle, page {i}", output="3 flights", tokens_used=10)
+    assert [a.step_number for a in engine.get_history()] == [5, 6, 7]
+    snap = engine.snapshot()
+    assert snap["max_history"] == 3
+    again = DriftEngine.restore(json.loads(json.dumps(snap)))
+    assert again.max_history == 3
+    assert again.snapshot() == snap
+    with pytest.raises(ConfigurationError):
+        DriftEngine(GOAL, max_history=0)
+
+
+def test_snapshot_without_history_limit_restores_with_the_reference_size() -> None:
+    snap = DriftEngine(GOAL, max_history=5).snapshot()
+    del snap["max_history"]  # written before the limit was configurable
+    assert DriftEngine.restore(snap).max_history == 100

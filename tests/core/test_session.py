@@ -782,3 +782,26 @@ def test_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "adjust You called `search_flights` with the same arguments 3 times" in out
     assert "goal_reached The goal is reached: every metric target is met." in out
     assert "['run-0']\n2\n[('run-0', 'active'), ('run-2', 'active')]" in out
+
+
+def test_audit_trails_are_bounded_and_never_change_a_decision() -> None:
+    events: list[Any] = [goal(plan=("search flights", "compare prices", "book"))]
+    for i in range(120):
+        tool = ("search_flights", "read_news", "compare_prices")[i % 3]
+        events.append(step(i, tool=tool, args={"origin": "JFK", "page": i % 9}, output=f"{i % 4} flights"))
+        if i % 10 == 0:
+            events.append(metrics({"progress": i}))
+    small, large = GoalSession(G), GoalSession(G, audit_history=1000)
+    for event in events:
+        a, b = small.apply(event), large.apply(event)
+        assert a.to_dict() == b.to_dict()  # the audit tail informs; it never decides
+    tracker = small._tracker
+    assert parts.AUDIT_HISTORY == 24
+    assert len(large._tracker.weights.get_recent_changes(10_000)) > 24
+    assert len(tracker.weights.get_recent_changes(10_000)) == 24
+    assert len(tracker.drift_engine.get_history()) == 24
+    assert len(json.dumps(small.snapshot())) < len(json.dumps(large.snapshot())) * 0.6
+    restored = GoalSession.restore(small.snapshot())
+    assert canon(restored) == canon(small)
+    with pytest.raises(ConfigurationError):
+        GoalSession(G, audit_history=0)

@@ -71,6 +71,12 @@ __all__ = [
 DEDUP_WINDOW = 64
 #: Measurements the feedback loop retains (its trend needs two; progress uses our own baselines).
 METRIC_HISTORY = 32
+#: Records a session keeps of its audit trails: the weight engine's metric changes and the drift
+#: engine's assessments (the reference sizes are 1,000 and 100). Each step writes three metric
+#: changes and one assessment; at the reference sizes a long-lived goal's snapshot grows past 250 KB
+#: and a worker pays for encoding it on every commit. The per-event record of a served goal is the
+#: store's metrics history, so the snapshot only needs the recent tail.
+AUDIT_HISTORY = 24
 #: Steps the progress estimator's velocity is averaged over.
 ESTIMATOR_WINDOW = 10
 #: Consecutive System 2 routings after which the session escalates (once per streak).

@@ -233,6 +233,7 @@ class DriftEngine:
         consecutive_drift_threshold: low-relevance steps in a row that add the 0.15 bonus (>= 1).
         embedder: optional :class:`~goalkeeper.core.text.Embedder` for relevance.
         plan: optional plan step texts; their words count as on-topic.
+        max_history: assessments retained for :meth:`get_history` and the trend (>= 1; default 100).
 
     Raises:
         ConfigurationError: an argument is out of range or of the wrong type.
@@ -250,6 +251,7 @@ class DriftEngine:
         *,
         embedder: Embedder[Any] | None = None,
         plan: Sequence[str] | None = None,
+        max_history: int = ENGINE_HISTORY,
     ) -> None:
         self._token_budget = config_int("token_budget", token_budget, 1)
         self._window = config_int("history_window", history_window, 1)
@@ -259,7 +261,7 @@ class DriftEngine:
         self._context: deque[frozenset[str]] = deque()
         self._context_counts: dict[str, int] = {}
         self._lengths: deque[int] = deque(maxlen=self._window)
-        self._history: deque[DriftAssessment] = deque(maxlen=ENGINE_HISTORY)
+        self._history: deque[DriftAssessment] = deque(maxlen=config_int("max_history", max_history, 1))
         self._step = 0
         self._tokens = 0
         self._surprise = 0.0
@@ -504,8 +506,13 @@ class DriftEngine:
         return sum(a.score for a in recent) / len(recent) if recent else 0.0
 
     def get_history(self) -> list[DriftAssessment]:
-        """The retained assessments, oldest first (at most 100)."""
+        """The retained assessments, oldest first (at most :attr:`max_history`)."""
         return list(self._history)
+
+    @property
+    def max_history(self) -> int:
+        """How many assessments are retained (100 by default, as in the reference)."""
+        return self._history.maxlen or 0
 
     def get_stats(self) -> dict[str, Any]:
         """The reference's seven statistics (``total_assessments`` counts the retained ones)."""
@@ -531,6 +538,7 @@ class DriftEngine:
             "goal_dna": self._dna.snapshot(),
             "context": [sorted(words) for words in self._context],
             "lengths": list(self._lengths),
+            "max_history": self.max_history,
             "history": [a.to_dict() for a in self._history],
             "step": self._step,
             "tokens": self._tokens,
@@ -556,6 +564,8 @@ class DriftEngine:
                 field(d, "consecutive_drift_threshold", int, k),
                 embedder=embedder,
                 plan=dna.plan,
+                # Snapshots written before the limit was configurable kept the reference's 100.
+                max_history=field(d, "max_history", int, k) if "max_history" in d else ENGINE_HISTORY,
             )
             obj._dna = dna
             for words in field(d, "context", list, k):

@@ -32,6 +32,7 @@ from typing import Any, Literal, Self
 from ..errors import ConfigurationError, InvalidInputError, SnapshotError
 from ._checks import check_str, config_int
 from ._session_parts import (
+    AUDIT_HISTORY,
     DEDUP_WINDOW,
     ERROR_TEXT_LIMIT,
     ESTIMATOR_WINDOW,
@@ -84,6 +85,7 @@ from .routing import EscalationContext, ProcessType
 from .steps import ContextCompressed, Message, Step
 from .text import Embedder, stable_hash
 from .tracker import GoalTracker, LLMVerifyFn, StepVerification
+from .weights import WeightEngine
 
 __all__ = [
     "DEDUP_WINDOW",
@@ -118,6 +120,9 @@ class GoalSession:
         llm_verify_fn: optional synchronous LLM re-scorer for step alignment (see GoalTracker).
         dedup_window: event ids remembered for duplicate detection (>= 0; default 64).
         metric_history: measurements the feedback loop retains (>= 2; default 32).
+        audit_history: metric changes and drift assessments retained for inspection
+            (``tracker.weights.get_recent_changes()``, ``tracker.drift_engine.get_history()``;
+            >= 1; default 24): the tail a snapshot carries. Decisions never depend on it.
 
     Raises:
         ConfigurationError: a bad argument.
@@ -136,13 +141,18 @@ class GoalSession:
         llm_verify_fn: LLMVerifyFn | None = None,
         dedup_window: int = DEDUP_WINDOW,
         metric_history: int = METRIC_HISTORY,
+        audit_history: int = AUDIT_HISTORY,
     ) -> None:
         if not isinstance(goal_id, str) or not goal_id.strip():
             raise ConfigurationError("goal_id must be a non-empty string")
         self.goal_id = goal_id
         self._embedder = embedder
         # Until a goal event arrives the tracker's goal is the id: it is never used to judge a step.
-        self._tracker = GoalTracker(goal_id, profile=profile, llm_verify_fn=llm_verify_fn, embedder=embedder)
+        audit = config_int("audit_history", audit_history, 1)
+        self._tracker = GoalTracker(
+            goal_id, profile=profile, llm_verify_fn=llm_verify_fn, embedder=embedder,
+            weights=WeightEngine(max_history=audit), drift_history=audit,
+        )  # fmt: skip
         self._loop = GoalDrivenFeedbackLoop(
             strategy if strategy is not None else SimpleGoalFeedbackStrategy(),
             goal_id=goal_id,
@@ -398,6 +408,7 @@ class GoalSession:
             self._tracker = GoalTracker(
                 change.description, plan=plan, profile=old.profile, llm_verify_fn=old.llm_verify_fn,
                 embedder=self._embedder, weights=old.weights, token_budget=tokens or 50_000,
+                drift_history=old.drift_engine.max_history,
             )  # fmt: skip
             self._tracker.loops, self._tracker.router = old.loops, old.router
             self._external = False

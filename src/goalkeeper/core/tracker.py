@@ -52,7 +52,7 @@ from .decision import (
     Action,
     decide,
 )
-from .drift import DriftAssessment, DriftEngine
+from .drift import ENGINE_HISTORY, DriftAssessment, DriftEngine
 from .loops import Escalation, LoopEvent, MultiResolutionLoopDetector
 from .routing import DualProcessRouter, ProcessType
 from .step_words import StepWordMemo, WordFeatures
@@ -173,6 +173,8 @@ class GoalTracker:
         embedder: optional :class:`~goalkeeper.core.text.Embedder` for drift relevance.
         weights: the :class:`WeightEngine` to write the goal metrics to (a new one by default).
         token_budget: tokens the task may spend (drift's budget signal).
+        drift_history: drift assessments retained (``drift_engine.get_history()``; default 100 as in
+            the reference). A session keeps fewer, so that a long-lived goal's snapshot stays small.
         clock: optional ``() -> float`` used when a call gives no ``now`` and the step no ``ts``.
             The core never reads a clock by itself; pass ``time.time`` to stamp steps on receipt.
 
@@ -194,6 +196,7 @@ class GoalTracker:
         embedder: Embedder[Any] | None = None,
         weights: WeightEngine | None = None,
         token_budget: int = 50_000,
+        drift_history: int = ENGINE_HISTORY,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(goal, str) or not goal.strip():
@@ -212,7 +215,9 @@ class GoalTracker:
         self.weights = weights if weights is not None else WeightEngine()
         self.router = DualProcessRouter()
         self.loops = MultiResolutionLoopDetector(profile=profile)
-        self.drift_engine = DriftEngine(goal, token_budget=token_budget, embedder=embedder)
+        self.drift_engine = DriftEngine(
+            goal, token_budget=token_budget, embedder=embedder, max_history=drift_history
+        )
         self._vocab = KeywordMemory(goal)
         # Keywords of the words that repeat from step to step: a pure function of the text, so not
         # part of the snapshot.
