@@ -81,6 +81,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "open_store": ("goalkeeper.stores", "open_store"),
     "open_bus": ("goalkeeper.bus", "open_bus"),
     "FeedbackEventBus": ("goalkeeper.bus.eventbus", "FeedbackEventBus"),
+    "GoalFeedbackWorker": ("goalkeeper.worker", "GoalFeedbackWorker"),
+    "WorkerConfig": ("goalkeeper.worker", "WorkerConfig"),
+    "MetricPoint": ("goalkeeper.ports.store", "MetricPoint"),
+    "connect": ("goalkeeper.client", "connect"),
+    "connect_async": ("goalkeeper.client", "connect_async"),
 }
 
 
@@ -128,6 +133,7 @@ __all__ = [
     "GoalError",
     "GoalEvent",
     "GoalFeedbackStrategy",
+    "GoalFeedbackWorker",
     "GoalInfo",
     "GoalMetric",
     "GoalNode",
@@ -151,6 +157,7 @@ __all__ = [
     "LoopType",
     "Message",
     "MessageEvent",
+    "MetricPoint",
     "MetricsEvent",
     "MultiResolutionLoopDetector",
     "NodeStatus",
@@ -182,7 +189,10 @@ __all__ = [
     "WeightChange",
     "WeightEngine",
     "WeightUpdate",
+    "WorkerConfig",
     "__version__",
+    "connect",
+    "connect_async",
     "open_bus",
     "open_store",
 ]

@@ -1,0 +1,74 @@
+"""The pairings of the end-to-end tests (a module of its own, so tests can import ``Pairing``).
+
+Embedded SQLite, Redis Streams + PostgreSQL, NATS + PostgreSQL.
+
+Each test gets its own namespace: a temporary SQLite file, a fresh PostgreSQL schema, a fresh bus
+prefix; everything it created on the shared servers is removed afterwards. The bus runs with
+8 partitions and a 2-second visibility timeout so that takeovers after a SIGKILL stay short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BUS_OPTIONS = "partitions=8&visibility_timeout=2&dedup_window=60"
+PARTITIONS = 8
+
+
+@dataclass
+class Pairing:
+    """Store and bus URLs of one pairing."""
+
+    kind: str
+    store_url: str
+    bus_url: str
+    workdir: Path
+
+
+PAIRINGS = [
+    pytest.param("embedded", id="embedded"),
+    pytest.param("redis+postgres", id="redis-postgres", marks=[pytest.mark.redis, pytest.mark.postgres]),
+    pytest.param(
+        "nats+postgres",
+        id="nats-postgres",
+        marks=[
+            pytest.mark.nats,
+            pytest.mark.postgres,
+            # Known bug (docs/worker.md, "Known limitations"): across a SIGKILL and takeover a few of
+            # a goal's events are sometimes applied after newer ones on NATS. It runs on every CI
+            # pass and reports XPASS when it holds; it must not be silenced further before it is fixed.
+            pytest.mark.xfail(reason="NATS: per-goal order can break across a takeover", strict=False),
+        ],
+    ),
+]
+
+
+async def cleanup(pair: Pairing, prefix: str, schema: str | None) -> None:
+    if schema is not None:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(
+            pair.store_url.split("?")[0], autocommit=True
+        ) as conn:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    if pair.bus_url.startswith("redis"):
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(pair.bus_url.split("?")[0])
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+    elif pair.bus_url.startswith("nats"):
+        import nats
+
+        nc = await nats.connect(pair.bus_url.split("?")[0])
+        js = nc.jetstream()
+        for part in range(PARTITIONS):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(f"{prefix}_bus_{part}")
+        await nc.close()
