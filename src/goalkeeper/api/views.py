@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from .._views import task_view
 from ..core.session import GoalSession
 from ..errors import SnapshotError
 from ..ports.store import GoalRecord, GoalSummary, MetricPoint, StoredSuggestion
@@ -32,8 +33,6 @@ def _session_view(record: GoalRecord) -> tuple[GoalView, dict[str, Any]]:
     metrics = session.metrics.to_dict()
     if metrics.get("budget") is not None:
         metrics["budget"] = str(metrics["budget"])
-    task = session.task_state()
-    budget = session.budget
     view: GoalView = {
         "description": session.goal,
         "plan": list(session.tracker.plan),
@@ -42,20 +41,7 @@ def _session_view(record: GoalRecord) -> tuple[GoalView, dict[str, Any]]:
         "recommended_action": session.recommended_action,
         "routing": session.routing.value,
     }
-    task_view = {
-        "goal": session.goal,
-        "progress_percentage": task.progress_percentage,
-        "subgoals": [dict(s) for s in task.sub_goals],
-        "steps": task.total_steps,
-        "tokens": task.total_tokens_spent,
-        "budget": None if budget is None else budget.get_stats(),
-        "errors": list(task.error_patterns),
-        "tools": dict(task.tool_usage_summary),
-        "decisions": list(task.decisions_made),
-        "constraints": list(task.constraints),
-        "context": session.context_string(),
-    }
-    return view, task_view
+    return view, task_view(session)
 
 
 class GoalViews:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from .._views import metric_point, task_view
 from ..core.goals import GoalBook, GoalStatus
 from ..core.model import Event, FeedbackEvent, FeedbackOutcome, GoalEvent, Suggestion
 from ..core.session import GoalSession, Outcome
@@ -160,7 +161,7 @@ class LocalOps:
                 history.suggestions.append(s)
                 self._owner[s.suggestion_id] = s.goal_id
             history.seq += 1
-            point = {"seq": history.seq, "goal_id": outcome.goal_id, **_point(outcome, event.ts)}
+            point = {"seq": history.seq, "goal_id": outcome.goal_id, **metric_point(outcome, event.ts)}
             history.points.append({**point, "created_at": self._clock()})
         return outcome
 
@@ -192,21 +193,7 @@ class LocalOps:
         """The goal's task record, in the server's shape (``GET /v1/goals/{id}/task``)."""
         with self._lock:
             session = self.book.get(goal_id)
-            task, budget = session.task_state(), session.budget
-            return {
-                "goal_id": goal_id,
-                "goal": session.goal,
-                "progress_percentage": task.progress_percentage,
-                "subgoals": [dict(s) for s in task.sub_goals],
-                "steps": task.total_steps,
-                "tokens": task.total_tokens_spent,
-                "budget": None if budget is None else budget.get_stats(),
-                "errors": list(task.error_patterns),
-                "tools": dict(task.tool_usage_summary),
-                "decisions": list(task.decisions_made),
-                "constraints": list(task.constraints),
-                "context": session.context_string(),
-            }
+            return {"goal_id": goal_id, **task_view(session)}
         yield  # pragma: no cover
 
     def metrics_history(self, goal_id: str, after_seq: int, limit: int) -> Call[list[dict[str, Any]]]:
@@ -236,31 +223,6 @@ class LocalOps:
             recommended_action=session.recommended_action,
             routing=session.routing.value,
         )
-
-
-def _point(outcome: Outcome, ts: float | None) -> dict[str, Any]:
-    """The metric point of an applied event, as the server's worker stores it (same keys and flags)."""
-    m = outcome.metrics
-    flags: list[str] = []
-    if m.escalation.value != "none":
-        flags.append(f"escalation:{m.escalation.value}")
-    if outcome.routing.value == "system2":
-        flags.append("system2")
-    if m.budget is not None and m.budget.value not in ("hold", "extend"):
-        flags.append(f"budget:{m.budget.value}")
-    flags.extend(sorted({f"suggestion:{s.kind.value}" for s in outcome.suggestions}))
-    return {
-        "event_id": outcome.event_id,
-        "event_type": outcome.event_type.value,
-        "ts": ts,
-        "version": outcome.version,
-        "progress": m.current_progress,
-        "drift_score": m.drift_score,
-        "loop_risk": m.loop_risk,
-        "action": outcome.recommended_action,
-        "routing": outcome.routing.value,
-        "flags": flags,
-    }
 
 
 def _with_goal(event: GoalEvent, goal_id: str) -> GoalEvent:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._views import metric_point
 from ..core.model import Event
 from ..core.session import Outcome
 
@@ -40,36 +41,6 @@ class GoalUpdate:
 
 Listener = Callable[[GoalUpdate], Awaitable[None] | None]
 """A callable told about every commit: sync, or async (awaited with a timeout)."""
-
-
-def metric_point(outcome: Outcome, ts: float | None) -> dict[str, Any]:
-    """The metric point of one applied event, as stored in the goal's metrics history.
-
-    Flags name what stood out after the event: a loop escalation (``escalation:replan``), System 2
-    routing (``system2``), a budget decision other than hold/extend (``budget:stuck``) and the kinds
-    of the suggestions it produced (``suggestion:nudge``).
-    """
-    m = outcome.metrics
-    flags: list[str] = []
-    if m.escalation.value != "none":
-        flags.append(f"escalation:{m.escalation.value}")
-    if outcome.routing.value == "system2":
-        flags.append("system2")
-    if m.budget is not None and m.budget.value not in ("hold", "extend"):
-        flags.append(f"budget:{m.budget.value}")
-    flags.extend(sorted({f"suggestion:{s.kind.value}" for s in outcome.suggestions}))
-    return {
-        "event_id": outcome.event_id,
-        "event_type": outcome.event_type.value,
-        "ts": ts,
-        "version": outcome.version,
-        "progress": m.current_progress,
-        "drift_score": m.drift_score,
-        "loop_risk": m.loop_risk,
-        "action": outcome.recommended_action,
-        "routing": outcome.routing.value,
-        "flags": flags,
-    }
 
 
 @dataclass(slots=True)
