@@ -17,11 +17,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import InvalidInputError
-from ..importers import FORMATS, Trajectory, get_importer
+from ..importers import Trajectory, get_importer
 from . import EXIT_FAILURE, EXIT_USAGE
 from ._analysis import Profile, TrajectoryReport, analyze_trajectory
 from ._chart import ChartError, chart_kind, write_chart
-from ._common import err_console, fail, out_console, print_json, read_inputs, reporting
+from ._common import (
+    FilesArgument,
+    FormatOption,
+    err_console,
+    fail,
+    out_console,
+    print_json,
+    read_inputs,
+    reporting,
+)
 
 __all__ = ["PROGRESS_MIN_EVENTS", "analyze"]
 
@@ -43,21 +52,8 @@ _PROFILES: dict[ProfileName, Profile] = {
 
 
 def analyze(
-    files: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Trajectory files (or OpenHands session directories).", show_default=False, metavar="FILE"
-        ),
-    ],
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help=f"Input format ({', '.join(FORMATS)}); sniffed from the content when omitted.",
-            show_default=False,
-        ),
-    ] = None,
+    files: FilesArgument,
+    fmt: FormatOption = None,
     steps: Annotated[
         bool, typer.Option("--steps", help="Also print every step of every trajectory.")
     ] = False,

@@ -13,12 +13,14 @@ import typer
 from rich.console import Console
 
 from ..errors import BackendError, ConfigurationError, GoalNotFound, InvalidInputError, SnapshotError
-from ..importers import Trajectory, get_importer, read_trajectories
+from ..importers import FORMATS, Trajectory, get_importer, read_trajectories
 from . import EXIT_FAILURE, EXIT_USAGE
 
 __all__ = [
     "DEFAULT_STORE",
     "PIPE_WIDTH",
+    "FilesArgument",
+    "FormatOption",
     "StoreOption",
     "err_console",
     "fail",
@@ -41,6 +43,26 @@ StoreOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+FilesArgument = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Trajectory files (or OpenHands session directories).", show_default=False, metavar="FILE"
+    ),
+]
+"""The trajectory inputs of ``analyze`` and ``import``."""
+
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help=f"Input format ({', '.join(FORMATS)}); sniffed from the content when omitted.",
+        show_default=False,
+    ),
+]
+"""The input format of ``analyze`` and ``import`` (sniffed when omitted)."""
 
 
 def store_url(value: str | None) -> str:

@@ -19,28 +19,15 @@ from typing import Annotated, TextIO
 import typer
 
 from ..events import write_jsonl
-from ..importers import FORMATS, Trajectory, get_importer
-from ._common import err_console, read_inputs, reporting
+from ..importers import Trajectory, get_importer
+from ._common import FilesArgument, FormatOption, err_console, read_inputs, reporting
 
 __all__ = ["import_command"]
 
 
 def import_command(
-    files: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Trajectory files (or OpenHands session directories).", show_default=False, metavar="FILE"
-        ),
-    ],
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help=f"Input format ({', '.join(FORMATS)}); sniffed from the content when omitted.",
-            show_default=False,
-        ),
-    ] = None,
+    files: FilesArgument,
+    fmt: FormatOption = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write here instead of stdout.", show_default=False),

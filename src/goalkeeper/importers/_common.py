@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,23 @@ def load_json(path: Path, text: str | None = None) -> Any:
         raise error(path, f"line {exc.lineno}", f"malformed JSON at column {exc.colno}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
         raise error(path, None, f"malformed JSON: {type(exc).__name__}: {exc}") from None
+
+
+def json_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` for each non-blank line of a JSON-lines file.
+
+    Raises:
+        ValidationError: a line is malformed JSON (``.field`` is ``"line N"``).
+    """
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(path, f"line {number}", f"malformed JSON at column {exc.colno}: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting
+            raise error(path, f"line {number}", f"malformed JSON: {type(exc).__name__}") from None
 
 
 def want_map(path: Path, value: Any, where: str, what: str = "an object") -> Mapping[str, Any]:

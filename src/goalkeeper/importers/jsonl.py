@@ -21,7 +21,7 @@ from ..core.model import Event
 from ..errors import ValidationError
 from ..events import parse_event
 from ._base import Trajectory
-from ._common import error, read_text
+from ._common import error, json_lines, read_text
 
 __all__ = ["FORMAT", "read", "sniff"]
 
@@ -63,15 +63,7 @@ def read(path: str | os.PathLike[str]) -> Iterator[Trajectory]:
     p = Path(path)
     text = read_text(p)
     goals: dict[str, list[Event]] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise error(p, f"line {number}", f"malformed JSON at column {exc.colno}: {exc.msg}") from None
-        except (ValueError, RecursionError) as exc:
-            raise error(p, f"line {number}", f"malformed JSON: {type(exc).__name__}") from None
+    for number, obj in json_lines(p, text):
         goal_id = obj.get("goal_id") if isinstance(obj, dict) else None
         try:
             event = parse_event(obj, event_id_factory=_line_id(goal_id, number))

@@ -44,7 +44,18 @@ from pathlib import Path
 from typing import Any
 
 from ._base import Trajectory
-from ._common import EventBuilder, describe, error, join, load_json, read_text, safe_id, want_list, want_map
+from ._common import (
+    EventBuilder,
+    describe,
+    error,
+    join,
+    json_lines,
+    load_json,
+    read_text,
+    safe_id,
+    want_list,
+    want_map,
+)
 
 __all__ = ["FORMAT", "read", "sniff"]
 
@@ -167,15 +178,7 @@ def _read_session_dir(events_dir: Path) -> Trajectory:
 
 
 def _read_jsonl(p: Path, text: str) -> Iterator[Trajectory]:
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise error(p, f"line {number}", f"malformed JSON at column {exc.colno}: {exc.msg}") from None
-        except (ValueError, RecursionError) as exc:
-            raise error(p, f"line {number}", f"malformed JSON: {type(exc).__name__}") from None
+    for number, obj in json_lines(p, text):
         run = want_map(p, obj, f"line {number}", "an evaluation run object")
         if not _is_run(run):
             raise error(p, f"line {number}", "expected an evaluation run with 'history' and 'instance_id'")
