@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from goalkeeper.core import text as text_module
-from goalkeeper.core.feedback import _json_copy
+from goalkeeper.core._snapshot import json_copy, scalar_fields
+from goalkeeper.core.drift import DriftAssessment
 from goalkeeper.core.goal_dna import entities
 from goalkeeper.core.step_words import StepWordMemo
 from goalkeeper.core.steps import Step
@@ -91,7 +92,7 @@ _json = st.recursive(
 @settings(max_examples=400, deadline=None)
 @given(_json)
 def test_json_copy_is_a_deep_copy(value: object) -> None:
-    copied = _json_copy(value)
+    copied = json_copy(value)
     assert copied == copy.deepcopy(value)
     assert type(copied) is type(value)
 
@@ -114,3 +115,72 @@ def test_identifier_keywords_fast_paths_equal_the_camel_case_split(ident: str) -
     parts = text_module._CAMEL_RE.sub("_", ident).lower().split("_")
     expected = tuple(text_module.stem(w) for w in parts if len(w) > 2 and w not in text_module.STOP_WORDS)
     assert text_module._ident_keywords(ident) == expected
+
+
+def _records() -> list[object]:
+    """One instance of every record class whose snapshot form is built with ``scalar_fields``,
+    taken from a real tracker and session run (so their fields hold what the engine stores)."""
+    from goalkeeper import GoalTracker
+    from goalkeeper.core.session import GoalSession
+    from goalkeeper.events import parse_event
+
+    tracker = GoalTracker("Book the cheapest flight to Seattle")
+    verdict = None
+    for i in range(6):
+        verdict = tracker.verify(Step.of(tool="dance", args={"n": i % 2}, output="music playing"))
+    session = GoalSession("g")
+    session.apply(parse_event({"type": "goal", "goal_id": "g", "description": "fix the parser"}))
+    for i in range(4):
+        session.apply(parse_event({"type": "step", "goal_id": "g", "tool": "edit", "args": {"i": i}}))
+    assert verdict is not None and verdict.drift is not None
+    updates = tracker.weights.get_recent_updates(3)
+    dna_events = list(tracker.drift_engine.goal_dna._events)
+    from goalkeeper.core.budget import AdaptiveBudget
+
+    budget = AdaptiveBudget()
+    for i in range(3):
+        budget.update(progress=0.1 * (i + 1), tokens_used=100 * i)
+    budget_records = list(budget._records)
+    return [verdict, verdict.drift, verdict.drift.signals, *updates, *dna_events, *budget_records]
+
+
+def test_scalar_fields_equals_asdict_on_scalar_records() -> None:
+    import dataclasses
+
+    records = _records()
+    assert len(records) >= 8
+    for record in records:
+        plain = scalar_fields(record)
+        deep = dataclasses.asdict(record)  # type: ignore[call-overload]
+        nested = ("loop_event", "drift", "signals")  # dataclasses inside; to_dict converts them
+        assert list(plain) == list(deep)
+        assert {k: v for k, v in plain.items() if k not in nested} == {
+            k: v for k, v in deep.items() if k not in nested
+        }
+    drift = records[1]
+    assert isinstance(drift, DriftAssessment)
+    assert drift.to_dict() == {
+        **dataclasses.asdict(drift),
+        "severity": drift.severity.value,
+        "recommended_action": drift.recommended_action.value,
+    }
+
+
+def test_task_state_to_dict_is_a_deep_copy_like_asdict() -> None:
+    import dataclasses
+
+    from goalkeeper import TaskState
+
+    state = TaskState(
+        current_goal="fix it",
+        sub_goals=[{"goal": "a", "status": "done"}],
+        active_entities={"file": "a.py"},
+        constraints=["no network"],
+        tool_usage_summary={"bash": {"calls": 2, "successes": 1, "success_rate": 0.5}},
+    )
+    data = state.to_dict()
+    assert data == dataclasses.asdict(state)
+    data["sub_goals"][0]["status"] = "open"
+    data["tool_usage_summary"]["bash"]["calls"] = 9
+    assert state.sub_goals[0]["status"] == "done"
+    assert state.tool_usage_summary["bash"]["calls"] == 2

@@ -14,12 +14,13 @@ uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from ..errors import SnapshotError
 
-__all__ = ["check_header", "field", "header"]
+__all__ = ["check_header", "field", "header", "json_copy", "scalar_fields"]
 
 T = TypeVar("T")
 
@@ -27,6 +28,36 @@ T = TypeVar("T")
 def header(kind: str, schema: int) -> dict[str, Any]:
     """Return the header fields every snapshot starts with."""
     return {"kind": kind, "schema": schema}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def scalar_fields(obj: Any) -> dict[str, Any]:
+    """``{name: value}`` for every field of a dataclass instance, in declaration order.
+
+    For a dataclass whose fields hold only immutable scalars (str, int, float, bool, None, enum
+    members) this equals ``dataclasses.asdict(obj)``, without its recursive deep copy: several times
+    faster, and snapshots build one such dict per history record.
+    """
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(obj))
+    return {name: getattr(obj, name) for name in names}
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON-like data (what ``check_json`` returns and the loop builds from it):
+    ``copy.deepcopy`` without its per-object memo and dispatch, several times faster on the
+    suggestion path. Dicts, lists and tuples are copied; everything else in such data is immutable."""
+    if type(value) is dict:
+        return {k: json_copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [json_copy(v) for v in value]
+    if type(value) is tuple:
+        return tuple([json_copy(v) for v in value])
+    return value
 
 
 def check_header(data: object, kind: str, schemas: tuple[int, ...]) -> Mapping[str, Any]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
@@ -43,7 +43,7 @@ from ._checks import (
     config_int,
     snapshot_number,
 )
-from ._snapshot import check_header, field, header
+from ._snapshot import check_header, field, header, scalar_fields
 
 __all__ = [
     "AdaptiveBudget",
@@ -202,7 +202,7 @@ class TaskProfiles:
 
     def export_profiles(self) -> dict[str, dict[str, Any]]:
         """Every profile as a JSON-able dict, by task type."""
-        return {t: asdict(p) for t, p in self._profiles.items()}
+        return {t: scalar_fields(p) for t, p in self._profiles.items()}
 
     def import_profiles(self, data: Mapping[str, Mapping[str, Any]]) -> None:
         """Add or replace profiles from :meth:`export_profiles` output (all or nothing).
@@ -449,7 +449,7 @@ class AdaptiveBudget:
             "steps": self._steps,
             "tokens": self._tokens,
             "progress": self._progress,
-            "records": [asdict(r) for r in self._records],
+            "records": [scalar_fields(r) for r in self._records],
             "deltas": self._deltas.to_dict(),
             "window_tokens": self._window_tokens.to_dict(),
             "zero_streak": self._zero_streak,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Self
 
 from ..errors import InvalidInputError, SnapshotError
 from ._checks import check_count, check_number, check_str
-from ._snapshot import check_header, header
+from ._snapshot import check_header, header, json_copy, scalar_fields
 from ._snapshot import field as snap_field
 from .goal_reminder import (
     GoalProgress,
@@ -289,7 +289,7 @@ class TaskState:
 
     def to_dict(self) -> dict[str, Any]:
         """All 11 fields as a JSON-able dict (copies)."""
-        return asdict(self)
+        return {name: json_copy(value) for name, value in scalar_fields(self).items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
 from ..errors import ConfigurationError, InvalidInputError, SnapshotError
 from ._checks import check_count, check_now, check_number, check_str, clip01, config_int, snapshot_number
-from ._snapshot import check_header, field, header
+from ._snapshot import check_header, field, header, scalar_fields
 from .goal_dna import (
     DriftEvent,
     DriftSeverity,
@@ -199,7 +199,8 @@ class DriftAssessment:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (enum values as strings)."""
         return {
-            **asdict(self),
+            **scalar_fields(self),
+            "signals": scalar_fields(self.signals),
             "severity": self.severity.value,
             "recommended_action": self.recommended_action.value,
         }

@@ -34,7 +34,7 @@ from typing import Any, Self
 
 from ..errors import ConfigurationError, InvalidInputError, SnapshotError
 from ._checks import check_now, snapshot_number
-from ._snapshot import check_header, field, header
+from ._snapshot import check_header, field, header, json_copy
 from .feedback_strategies import (
     FEEDBACK_KEY,
     AdaptiveGoalFeedbackStrategy,
@@ -55,19 +55,6 @@ from .feedback_strategies import (
     strategy_from_dict,
 )
 from .text import stable_hash
-
-
-def _json_copy(value: Any) -> Any:
-    """A deep copy of JSON-like data (what ``check_json`` returns and the loop builds from it):
-    ``copy.deepcopy`` without its per-object memo and dispatch, several times faster on the
-    suggestion path. Dicts, lists and tuples are copied; everything else in such data is immutable."""
-    if type(value) is dict:
-        return {k: _json_copy(v) for k, v in value.items()}
-    if type(value) is list:
-        return [_json_copy(v) for v in value]
-    if type(value) is tuple:
-        return tuple([_json_copy(v) for v in value])
-    return value
 
 
 __all__ = [
@@ -298,12 +285,12 @@ class GoalDrivenFeedbackLoop:
     @property
     def history(self) -> list[dict[str, Any]]:
         """Deep copies of the retained measurement entries, oldest first."""
-        return [_json_copy(r.entry) for r in self._history]
+        return [json_copy(r.entry) for r in self._history]
 
     @property
     def last_suggestions(self) -> list[dict[str, Any]]:
         """Deep copies of what the last ``suggest`` call returned."""
-        copied: list[dict[str, Any]] = _json_copy(self._last_suggestions)
+        copied: list[dict[str, Any]] = json_copy(self._last_suggestions)
         return copied
 
     @property
@@ -562,7 +549,7 @@ class GoalDrivenFeedbackLoop:
             if sid not in emitted:
                 fresh.append((sid, action))
         context = FeedbackContext(self._resolved(inferred), dict(latest))
-        produced = self._strategy.suggest_actions([_json_copy(a) for _, a in fresh], context)
+        produced = self._strategy.suggest_actions([json_copy(a) for _, a in fresh], context)
         if not isinstance(produced, list) or len(produced) != len(fresh):
             raise ConfigurationError(f"strategy must return a list of {len(fresh)} suggestions")
         try:
@@ -577,7 +564,7 @@ class GoalDrivenFeedbackLoop:
             for (sid, action), suggestion in zip(fresh, checked, strict=True)
         ]
         result.extend(self._emit_reached())
-        self._last_suggestions = _json_copy(result)
+        self._last_suggestions = json_copy(result)
         return result
 
     #: The reference's documentation calls it ``suggest_actions``; both spellings work.

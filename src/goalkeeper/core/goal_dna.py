@@ -17,13 +17,13 @@ import math
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
 from ..errors import ConfigurationError, SnapshotError
 from ._checks import check_count, check_now, check_str, clip01, config_int, config_number, snapshot_number
-from ._snapshot import check_header, field, header
+from ._snapshot import check_header, field, header, scalar_fields
 from .text import STOP_WORDS, Embedder, LexicalEmbedder, LexicalVector, tokens, trigrams
 
 __all__ = [
@@ -489,7 +489,7 @@ class GoalDNA:
             "measure": self._measure.value,
             "uses_embedder": self._embedder is not None,
             "history": list(self._history),
-            "events": [{**asdict(e), "severity": e.severity.value} for e in self._events],
+            "events": [{**scalar_fields(e), "severity": e.severity.value} for e in self._events],
             "consecutive": self._consecutive,
             "total_checks": self._total_checks,
             "total_events": self._total_events,

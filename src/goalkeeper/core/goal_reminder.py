@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Self
 
 from ..errors import InvalidInputError, SnapshotError
 from ._checks import check_count, check_now, check_number, check_str, config_int, config_number
-from ._snapshot import check_header, header
+from ._snapshot import check_header, header, scalar_fields
 from ._snapshot import field as snap_field
 from .text import collapse_ws
 
@@ -385,7 +385,7 @@ class GoalReminderInjector:
             "goal": self._goal,
             "pitfalls": list(self._pitfalls),
             "tried": list(self._tried),
-            "history": [asdict(r) for r in self._history],
+            "history": [scalar_fields(r) for r in self._history],
             "total": self._total,
             "by_mode": dict(self._by_mode),
             "drift_warnings": self._drift_warnings,

@@ -24,12 +24,12 @@ from __future__ import annotations
 import inspect
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from ..errors import ConfigurationError, InvalidInputError, SnapshotError
 from ._checks import check_count, check_now, check_str, clip01
-from ._snapshot import check_header, header
+from ._snapshot import check_header, header, scalar_fields
 from ._tracker_parts import (
     KeywordMemory,
     keyword_alignment,
@@ -128,7 +128,7 @@ class StepVerification:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the verdict as a JSON-able dict."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("loop_event", "drift")}
+        data = {k: v for k, v in scalar_fields(self).items() if k not in ("loop_event", "drift")}
         data["escalation"] = self.escalation.value
         data["process"] = self.process.value
         data["loop_event"] = self.loop_event.to_dict() if self.loop_event else None

@@ -15,13 +15,14 @@ Behavioral weights live in [-1, 1]; every other weight is a score in [0, 1].
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
 from ..errors import InvalidInputError
 from ._checks import check_number, check_str, config_number
+from ._snapshot import scalar_fields
 
 __all__ = [
     "BEHAVIORAL_DEFAULTS",
@@ -268,5 +269,5 @@ class WeightChange:
 
     def to_dict(self) -> dict[str, Any]:
         """A flat JSON-able dict of the update fields plus ``applied``, ``value`` and ``mode``."""
-        update = {**asdict(self.update), "category": self.update.category.value}
+        update = {**scalar_fields(self.update), "category": self.update.category.value}
         return {**update, "applied": self.applied, "value": self.value, "mode": self.mode.value}
