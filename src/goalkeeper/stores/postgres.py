@@ -11,13 +11,18 @@
   locked in id order so two batches never deadlock.
 * Under ``READ COMMITTED`` a writer blocked on the row lock re-reads the committed row and sees the
   new version, so a stale writer always gets a conflict, never a lost update.
+* **Survives a lost connection**: a connection whose command was interrupted (the calling task
+  cancelled mid-query, the server restarted, the backend terminated) is dropped, and the next call
+  connects again. The interrupted call raises (a :class:`StoreError`, or the cancellation); its
+  transaction is rolled back by the server, so nothing half-written remains.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
@@ -160,6 +165,36 @@ class PostgresStore(SQLStore):
         assert self._conn is not None
         return self._conn
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The connection, held under the lock for one operation.
+
+        Connects again first when the previous connection was lost. When the operation is
+        interrupted (cancelled, or failing at the connection level) the connection is closed and
+        forgotten, whatever state the protocol was left in: a half-read pipeline or an open
+        transaction must never leak into the next caller's operation. Errors the server reports
+        for a statement leave a usable connection and keep it.
+        """
+        async with self._lock:
+            conn = self._conn
+            if conn is None or conn.closed or conn.broken:
+                self._conn = None
+                if conn is not None:
+                    with contextlib.suppress(psycopg.Error, OSError):
+                        await conn.close()
+                await self._connect()
+                conn = self._db
+            try:
+                yield conn
+            except BaseException as exc:
+                interrupted = not isinstance(exc, psycopg.Error) or isinstance(exc, psycopg.OperationalError)
+                idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                if interrupted or conn.broken or not idle:
+                    self._conn = None
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(conn.close())
+                raise
+
     def _address(self) -> str:
         try:
             params = conninfo_to_dict(self.conninfo)
@@ -186,14 +221,14 @@ class PostgresStore(SQLStore):
             await conn.close()
 
     async def _schema_version(self) -> int:
-        async with self._lock:
-            cur = await self._db.execute(
+        async with self._connection() as db:
+            cur = await db.execute(
                 "SELECT to_regclass(format('%%I.gk_schema', %s::text)) IS NOT NULL", (self.schema,)
             )
             row = await cur.fetchone()
             if not row or not row[0]:
                 return 0
-            cur = await self._db.execute("SELECT COALESCE(MAX(version), 0) FROM gk_schema")
+            cur = await db.execute("SELECT COALESCE(MAX(version), 0) FROM gk_schema")
             row = await cur.fetchone()
             return int(row[0]) if row else 0
 
@@ -202,26 +237,24 @@ class PostgresStore(SQLStore):
         check_schema(current, self.backend)
         if current >= target:
             return current
-        async with self._lock, self._db.transaction():
+        async with self._connection() as db, db.transaction():
             # Several workers may start at once: the advisory lock makes one of them migrate
             # while the others wait, then find the work done.
-            await self._db.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('goalkeeper:' || %s))", (self.schema,)
-            )
-            await self._db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await self._db.execute(
+            await db.execute("SELECT pg_advisory_xact_lock(hashtext('goalkeeper:' || %s))", (self.schema,))
+            await db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await db.execute(
                 "CREATE TABLE IF NOT EXISTS gk_schema (version BIGINT PRIMARY KEY, "
                 "description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
             )
-            cur = await self._db.execute("SELECT COALESCE(MAX(version), 0) FROM gk_schema")
+            cur = await db.execute("SELECT COALESCE(MAX(version), 0) FROM gk_schema")
             row = await cur.fetchone()
             current = int(row[0]) if row else 0
             check_schema(current, self.backend)
             for version, description, statements in _MIGRATIONS:
                 if current < version <= target:
                     for statement in statements:
-                        await self._db.execute(statement)
-                    await self._db.execute(
+                        await db.execute(statement)
+                    await db.execute(
                         "INSERT INTO gk_schema (version, description, applied_at) VALUES (%s, %s, %s)",
                         (version, description, self.now()),
                     )
@@ -229,8 +262,8 @@ class PostgresStore(SQLStore):
         return current
 
     async def _fetch(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-        async with self._lock:
-            cur = await self._db.execute(sql, params)
+        async with self._connection() as db:
+            cur = await db.execute(sql, params)
             return await cur.fetchall()
 
     async def _commit_many(self, commits: list[EncodedCommit]) -> list[CommitResult]:
@@ -239,8 +272,8 @@ class PostgresStore(SQLStore):
         # batches touching the same goals can never deadlock.
         order = sorted(range(len(commits)), key=lambda i: commits[i].goal_id)
         rows: dict[int, tuple[Any, ...] | None] = {}
-        async with self._lock, self._db.transaction():
-            async with self._db.pipeline():
+        async with self._connection() as db, db.transaction():
+            async with db.pipeline():
                 cursors = []
                 for i in order:
                     c = commits[i]
@@ -256,7 +289,7 @@ class PostgresStore(SQLStore):
                         list(c.metrics),
                         self.metrics_retention,
                     )
-                    cursors.append((i, await self._db.execute(_COMMIT, params)))
+                    cursors.append((i, await db.execute(_COMMIT, params)))
             for i, cur in cursors:
                 rows[i] = await cur.fetchone()
         results: list[CommitResult] = []
@@ -278,20 +311,20 @@ class PostgresStore(SQLStore):
         for event in events:
             by_goal.setdefault(event.goal_id, []).append(event)
         seqs: dict[tuple[str, str], int] = {}
-        async with self._lock, self._db.transaction():
-            async with self._db.pipeline():
+        async with self._connection() as db, db.transaction():
+            async with db.pipeline():
                 cursors = []
                 for goal_id in sorted(by_goal):  # id order: no deadlocks between appenders
                     group = by_goal[goal_id]
                     params = (goal_id, [e.event_id for e in group], [e.payload for e in group], now)
-                    cursors.append((goal_id, await self._db.execute(_APPEND, params)))
+                    cursors.append((goal_id, await db.execute(_APPEND, params)))
             for goal_id, cur in cursors:
                 seqs.update({(goal_id, event_id): seq for event_id, seq in await cur.fetchall()})
         return append_result(events, seqs, now)
 
     async def _execute(self, sql: str, params: Sequence[object]) -> int:
-        async with self._lock:
-            cur = await self._db.execute(sql, params)
+        async with self._connection() as db:
+            cur = await db.execute(sql, params)
             return cur.rowcount
 
     async def _mark_delivered(self, suggestion_ids: list[str]) -> int:
