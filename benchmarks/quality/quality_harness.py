@@ -25,18 +25,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from goalkeeper.core.decision import DRIFT_WARNING
-from goalkeeper.core.failure_risk import goal_complexity
+from goalkeeper.core.failure_risk import count_requests, goal_complexity
 from goalkeeper.core.model import Event, GoalEvent, MessageEvent, StepEvent
 from goalkeeper.core.session import GoalSession, Outcome
 from goalkeeper.importers._base import Trajectory
 
 __all__ = [
+    "AFFIRMATIVE_WORDS",
     "APOLOGY_WORDS",
+    "CONDITION_WORDS",
     "CORRECTION_WORDS",
     "POLL_STATES",
+    "READ_VERBS",
     "Goalkeeper",
     "Injected",
     "Run",
+    "activity_signals",
     "auroc",
     "conversation_signals",
     "drift_detected",
@@ -481,6 +485,117 @@ def conversation_signals(goal: str, events: Sequence[Event]) -> dict[str, float]
         "agent_apology": apologies / max(1.0, assistant),
         "tool_errors": errors / max(1.0, steps),
         "error_streak": longest,
+    }
+
+
+#: Leading verbs of tool names that only read (generic API naming, not this data set's tools): any
+#: other tool is counted as a write, i.e. a call that may change state.
+READ_VERBS = (
+    "get", "list", "search", "find", "fetch", "read", "lookup", "query", "check", "view", "show",
+    "describe", "calculate", "think",
+)  # fmt: skip
+#: Words with which a user agrees to a proposed action (generic English).
+AFFIRMATIVE_WORDS = frozenset(
+    {"yes", "yeah", "confirm", "confirmed", "proceed", "sure", "ok", "okay", "correct"}
+)
+#: Words that make a request conditional (generic English).
+CONDITION_WORDS = frozenset({"if", "unless", "otherwise"})
+_STOP = frozenset(
+    "the a an and or to of in on for with you your is are be it that this at by from as if not no do "
+    "don't will would want have has but so".split()
+)
+_UNSURE = re.compile(r"\b(not sure|don't (remember|know|have)|do not (remember|know|have)|can't|cannot)\b")
+_UNABLE = re.compile(r"\b(unable|can't|cannot|unfortunately|not possible|not able)\b")
+
+
+def _is_read(tool: str) -> bool:
+    return tool.lower().startswith(READ_VERBS)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORDS.findall(text.lower()) if len(w) > 3 and w not in _STOP}
+
+
+def activity_signals(goal: str, events: Sequence[Event]) -> dict[str, float]:
+    """More candidate run-time failure signals, from the goal text and the events of a prefix, with
+    no knowledge of the domain (each is a count or a share, higher = 'more likely failing' is the
+    hypothesis, not a finding):
+
+    * ``events``, ``steps``, ``user_turns``: how much happened (a 50% prefix of a long run is long,
+      so these also carry the run's length: see the fixed-cutoff rows);
+    * ``steps_per_request``: tool steps per request of the goal (:func:`count_requests`);
+    * ``repeated_calls``: steps that repeat an earlier call exactly; ``repeated_tools``: steps that
+      reuse an earlier step's tool; ``distinct_tools``;
+    * ``writes``: steps whose tool name does not start with a :data:`READ_VERBS` verb;
+      ``unconfirmed_writes``: writes not preceded by a user message with an :data:`AFFIRMATIVE_WORDS`
+      word since the last assistant message; ``writes_before_read``: writes before the first read;
+    * ``agent_questions``, ``agent_cannot``, ``user_unsure``: shares of assistant messages with a
+      question mark, of assistant messages saying it cannot do something, of user messages saying
+      they do not know or have something;
+    * ``talk_only``: share of assistant messages not preceded by a tool step since the previous one;
+    * ``goal_words``, ``goal_conditions``: the goal's length and its conditional words
+      (:data:`CONDITION_WORDS`);
+    * ``goal_unmentioned``: share of the goal's content words the assistant has not said yet;
+    * ``entities``: distinct scalar argument values the steps used.
+    """
+    goal_words = _WORDS.findall(goal.lower())
+    goal_content = _content_words(goal)
+    said: set[str] = set()
+    calls: set[str] = set()
+    tools: set[str] = set()
+    entities: set[str] = set()
+    n_events = steps = users = assistants = questions = cannot = unsure = 0
+    repeated_calls = repeated_tools = writes = unconfirmed = before_read = talk_only = 0
+    agreed = acted = read_seen = False
+    for e in events:
+        n_events += 1
+        if isinstance(e, MessageEvent) and e.role in ("user", "assistant"):
+            text = e.content.lower()
+            if e.role == "user":
+                users += 1
+                unsure += bool(_UNSURE.search(text))
+                agreed = bool(set(_WORDS.findall(text)) & AFFIRMATIVE_WORDS)
+            else:
+                assistants += 1
+                questions += "?" in text
+                cannot += bool(_UNABLE.search(text))
+                talk_only += not acted
+                acted = agreed = False
+                said |= _content_words(text)
+        elif isinstance(e, StepEvent):
+            steps += 1
+            acted = True
+            call = _call(e)
+            repeated_calls += call in calls
+            repeated_tools += e.tool in tools
+            calls.add(call)
+            tools.add(e.tool)
+            entities.update(str(v) for v in e.args.values() if isinstance(v, (str, int, float)))
+            if _is_read(e.tool):
+                read_seen = True
+            else:
+                writes += 1
+                unconfirmed += not agreed
+                before_read += not read_seen
+    return {
+        "events": float(n_events),
+        "steps": float(steps),
+        "user_turns": float(users),
+        "steps_per_request": steps / max(1, count_requests(goal)),
+        "repeated_calls": float(repeated_calls),
+        "repeated_tools": repeated_tools / max(1, steps),
+        "distinct_tools": float(len(tools)),
+        "writes": float(writes),
+        "unconfirmed_writes": float(unconfirmed),
+        "writes_before_read": float(before_read),
+        "agent_questions": questions / max(1, assistants),
+        "agent_cannot": cannot / max(1, assistants),
+        "user_unsure": unsure / max(1, users),
+        "talk_only": talk_only / max(1, assistants),
+        "goal_words": float(len(goal_words)),
+        "goal_conditions": float(sum(1 for w in goal_words if w in CONDITION_WORDS)),
+        "goal_unmentioned": len(goal_content - said) / max(1, len(goal_content)),
+        "entities": float(len(entities)),
     }
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import quality_ceiling as C
 import quality_harness as H
 import quality_peers as P
 
@@ -65,7 +66,13 @@ TITLES = {
 FAILURE_SIGNALS = ("loop_risk", "drift", "stall", "no_progress")
 #: Every failure signal of the second table: the core's failure_risk, the former fused score, the
 #: tracker's signals, and candidate run-time signals computed from the events (quality_harness).
-SIGNALS = ("risk", "fused_v1", *FAILURE_SIGNALS, *H.conversation_signals("", ()).keys())
+SIGNALS = (
+    "risk",
+    "fused_v1",
+    *FAILURE_SIGNALS,
+    *H.conversation_signals("", ()).keys(),
+    *H.activity_signals("", ()).keys(),
+)
 SIGNAL_TITLES = {
     "risk": "failure_risk (core metric)",
     "fused_v1": "former fused score (mean max(loop, drift) + stall share)",
@@ -79,7 +86,34 @@ SIGNAL_TITLES = {
     "agent_apology": "agent apologies (share)",
     "tool_errors": "tool error rate",
     "error_streak": "longest run of failed steps",
+    "events": "events so far",
+    "steps": "tool steps so far",
+    "user_turns": "user messages so far",
+    "steps_per_request": "tool steps per goal request",
+    "repeated_calls": "repeated identical calls",
+    "repeated_tools": "steps reusing an earlier tool (share)",
+    "distinct_tools": "distinct tools",
+    "writes": "writes (tool not named get/list/search...)",
+    "unconfirmed_writes": "writes without a user yes before them",
+    "writes_before_read": "writes before the first read",
+    "agent_questions": "agent messages asking a question (share)",
+    "agent_cannot": "agent says it cannot (share)",
+    "user_unsure": "user does not know / have (share)",
+    "talk_only": "agent turns without a tool step (share)",
+    "goal_words": "goal length (words)",
+    "goal_conditions": "goal's if/unless/otherwise",
+    "goal_unmentioned": "goal words the agent has not said (share)",
+    "entities": "distinct argument values",
 }
+#: The ceiling: an L2 logistic regression over every signal of the second table (CEILING_LAMBDA the
+#: default penalty; the others are shown for leave-one-task-out CV so the choice is visible).
+CEILING_LAMBDAS = (1.0, 10.0, 100.0)
+CEILING_LAMBDA = 10.0
+#: Random fold assignments averaged for the grouped 5-fold CV.
+CEILING_SPLITS = 10
+#: The tracker's own signals and the goal prior: the subset a logistic regression could replace
+#: failure_risk's formula with, without the candidate signals.
+TRACKER_SIGNALS = ("loop_risk", "drift", "stall", "no_progress", "goal_complexity")
 #: Absolute event cutoffs: the score after the first k events of the runs longer than k, so the
 #: prefix says nothing about the run's length (a share of a run is long when the run is long).
 FIXED_CUTOFFS = (6, 10, 14)
@@ -130,22 +164,34 @@ def _split_aurocs(
     out[f"{key}.within"] = H.within_group_auroc(scores, labels, [str(r.task_id) for r in runs])
 
 
-def failure_prediction(runs: Sequence[H.Run], det: Detectors) -> dict[str, dict[str, float]]:
+def prefix_signals(run: H.Run, session: H.Goalkeeper, n: int) -> dict[str, float]:
+    """Every failure signal (tracker, conversation, activity) after the first ``n`` events."""
+    goal, events = run.goal.description, run.events[:n]
+    return (
+        H.failure_features(session.outcomes[:n])
+        | H.conversation_signals(goal, events)
+        | H.activity_signals(goal, events)
+    )
+
+
+def failure_prediction(
+    runs: Sequence[H.Run], det: Detectors, signals: dict[float, list[dict[str, float]]] | None = None
+) -> dict[str, dict[str, float]]:
     """AUROC for 'the run failed' from each prefix: the core's failure_risk, each tracker signal and
     candidate run-time signal, and for the peers 'fired within the prefix'. At 50% also per half of
-    the tasks and within tasks; and after fixed absolute event cutoffs."""
+    the tasks and within tasks; and after fixed absolute event cutoffs. The goalkeeper profile's
+    signals per prefix are stored in ``signals`` (for :func:`ceiling`) when given."""
     out: dict[str, dict[str, float]] = {c: {} for c in COLUMNS}
     labels = [r.failed for r in runs]
     for profile in PROFILES:
         sessions = [H.run_goalkeeper(r, profile=profile) for r in runs]
         for p in PREFIXES:
-            feats = []
-            for r, g in zip(runs, sessions, strict=True):
-                n = H.prefix_length(len(r.events), p)
-                feats.append(
-                    H.failure_features(g.outcomes[:n])
-                    | H.conversation_signals(r.goal.description, r.events[:n])
-                )
+            feats = [
+                prefix_signals(r, g, H.prefix_length(len(r.events), p))
+                for r, g in zip(runs, sessions, strict=True)
+            ]
+            if signals is not None and profile == "goalkeeper":
+                signals[p] = feats
             for name in SIGNALS:
                 scores = [f[name] for f in feats]
                 out[profile][f"{name}@{p}"] = H.auroc(scores, labels)
@@ -177,6 +223,44 @@ def failure_prediction(runs: Sequence[H.Run], det: Detectors) -> dict[str, dict[
             idx = [i for i, r in enumerate(runs) if len(r.events) > k]
             scores = [float(any((fired[i] or [])[:k])) for i in idx]
             out[column][f"risk#{k}"] = H.auroc(scores, [labels[i] for i in idx])
+    return out
+
+
+def ceiling(runs: Sequence[H.Run], signals: dict[float, list[dict[str, float]]]) -> dict[str, float]:
+    """The best we found: a logistic regression over every signal (quality_ceiling), scored only on
+    tasks it was not fitted on, per prefix; plus the optimistic in-sample fit, the tracker-only
+    subset, and the bound from the other runs of the same task (not a tracker signal)."""
+    labels = [r.failed for r in runs]
+    tasks = [str(r.task_id) for r in runs]
+    even = [half(r) == "even" for r in runs]
+    out: dict[str, float] = {}
+    if len(set(tasks)) < 2 or len(set(labels)) < 2:
+        return out
+    for p in PREFIXES:
+        x = C.matrix(signals[p], SIGNALS)
+        for lam in CEILING_LAMBDAS:
+            out[f"loto.{lam:g}@{p}"] = C.cv_auroc(x, labels, tasks, lam, None)
+        scores = C.grouped_cv_scores(x, labels, tasks, CEILING_LAMBDA)
+        out[f"loto.within@{p}"] = H.within_group_auroc(scores, labels, tasks)
+        if len(set(tasks)) >= 5:
+            out[f"cv5@{p}"] = C.cv_auroc(x, labels, tasks, CEILING_LAMBDA, 5, CEILING_SPLITS)
+        for train, test in (("even", "odd"), ("odd", "even")):
+            fit_idx = [i for i, e in enumerate(even) if e == (train == "even")]
+            test_idx = [i for i, e in enumerate(even) if e != (train == "even")]
+            if len({labels[i] for i in fit_idx}) == 2:
+                model = C.fit_logistic(x[fit_idx], [labels[i] for i in fit_idx], CEILING_LAMBDA)
+                out[f"{train}->{test}@{p}"] = H.auroc(
+                    model.score(x[test_idx]).tolist(), [labels[i] for i in test_idx]
+                )
+        model = C.fit_logistic(x, labels, CEILING_LAMBDA)
+        out[f"in_sample@{p}"] = H.auroc(model.score(x).tolist(), labels)
+        out[f"tracker.loto@{p}"] = C.cv_auroc(
+            C.matrix(signals[p], TRACKER_SIGNALS), labels, tasks, CEILING_LAMBDA, None
+        )
+    rate = C.other_trials_rate(labels, tasks)
+    known = [i for i, v in enumerate(rate) if not math.isnan(v)]
+    out["other_trials"] = H.auroc([rate[i] for i in known], [labels[i] for i in known])
+    out["signals"] = float(len(SIGNALS))
     return out
 
 
@@ -430,6 +514,32 @@ def signal_table(fp: dict[str, dict[str, float]]) -> str:
     return _markdown(lines)
 
 
+def ceiling_table(c: dict[str, float]) -> str:
+    """The third table: how far a fitted model over every signal gets, per prefix."""
+    lam = f"{CEILING_LAMBDA:g}"
+    header = [
+        f"logistic regression over all {int(c.get('signals', len(SIGNALS)))} signals",
+        "25%",
+        "50%",
+        "75%",
+    ]
+    spec = [
+        *((f"leave-one-task-out CV, lambda {x:g}", f"loto.{x:g}") for x in CEILING_LAMBDAS),
+        (f"  lambda {lam}: within tasks (same out-of-fold scores)", "loto.within"),
+        (f"  lambda {lam}: grouped 5-fold CV, mean of {CEILING_SPLITS} splits", "cv5"),
+        (f"  lambda {lam}: fitted on even tasks, scored on odd", "even->odd"),
+        (f"  lambda {lam}: fitted on odd tasks, scored on even", "odd->even"),
+        (f"  lambda {lam}: in-sample (fitted and scored on all runs)", "in_sample"),
+        (f"tracker signals + goal complexity only, leave-one-task-out, lambda {lam}", "tracker.loto"),
+    ]
+    lines = [header, ["---"] * len(header)]
+    for title, key in spec:
+        lines.append([title, *(fmt(c.get(f"{key}@{p}")) for p in PREFIXES)])
+    other = fmt(c.get("other_trials"))
+    lines.append(["not a tracker signal: failure rate of the task's other runs", other, other, other])
+    return _markdown(lines)
+
+
 def render(rows: list[tuple[str, str, list[str]]]) -> str:
     """The table as Markdown (readable in a terminal too)."""
     header = ["measure", "target", *(TITLES[c] for c in COLUMNS)]
@@ -464,8 +574,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = load(args.data)
     openhands = P.openhands_available()
     det = Detectors(openhands)
+    signals: dict[float, list[dict[str, float]]] = {}
     results = {
-        "failure": failure_prediction(runs, det),
+        "failure": failure_prediction(runs, det, signals),
+        "ceiling": ceiling(runs, signals),
         "progress": progress_correlation(runs),
         "drift": drift_injection(runs, args.seed, args.trials),
         "loops": loop_injection(runs, det, args.seed, args.trials),
@@ -483,6 +595,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"\nYardstick, not a detector: AUROC of the prefix's event count alone: {lengths}.\n")
     print(signal_table(results["failure"]))
+    print()
+    print(ceiling_table(results["ceiling"]))
     print(f"\n({time.perf_counter() - started:.1f} s)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")

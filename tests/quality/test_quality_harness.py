@@ -23,6 +23,8 @@ from goalkeeper.importers import openai_chat
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks" / "quality"))
 
+import numpy as np  # noqa: E402
+import quality_ceiling as C  # noqa: E402
 import quality_harness as H  # noqa: E402
 import quality_peers as P  # noqa: E402
 
@@ -283,6 +285,83 @@ def test_conversation_signals() -> None:
     assert H.conversation_signals("", [])["user_repeat"] == 0.0
 
 
+def test_activity_signals() -> None:
+    def say(role: str, text: str) -> MessageEvent:
+        return MessageEvent(goal_id="g", role=role, content=text)
+
+    events: list[Event] = [
+        say("user", "I want to cancel my trip but I don't remember the booking number."),
+        say("assistant", "Could you give me your user id?"),
+        _step("get_user", user_id="u1"),
+        _step("get_user", user_id="u1"),
+        say("assistant", "Unfortunately I cannot find it."),
+        _step("cancel_booking", booking="B1"),  # a write, no "yes" from the user since the last message
+        say("user", "Yes, go on."),
+        _step("cancel_booking", booking="B2"),  # confirmed
+    ]
+    sig = H.activity_signals("Cancel the trip to Paris. If it fails, ask for a refund.", events)
+    assert sig["events"] == 8
+    assert sig["steps"] == 4
+    assert sig["user_turns"] == 2
+    assert sig["steps_per_request"] == 2.0  # two requests in the goal
+    assert sig["repeated_calls"] == 1
+    assert sig["repeated_tools"] == 0.5
+    assert sig["distinct_tools"] == 2
+    assert sig["writes"] == 2
+    assert sig["unconfirmed_writes"] == 1
+    assert sig["writes_before_read"] == 0
+    assert sig["agent_questions"] == 0.5
+    assert sig["agent_cannot"] == 0.5
+    assert sig["user_unsure"] == 0.5
+    assert sig["talk_only"] == 0.5  # the first assistant message came before any step
+    assert sig["goal_conditions"] == 1
+    assert sig["goal_words"] == 12
+    # Goal content words: cancel, trip, paris, fails, refund (ask is too short); the agent said none.
+    assert sig["goal_unmentioned"] == 1.0
+    assert sig["entities"] == 3  # u1, B1, B2
+    assert H.activity_signals("Book it.", [_step("book_flight")])["writes_before_read"] == 1
+    assert H.activity_signals("", [])["steps_per_request"] == 0.0
+
+
+# --- the ceiling model -----------------------------------------------------------------------------
+
+
+def test_logistic_regression_ranks_a_separable_signal_and_ignores_constants() -> None:
+    rng = random.Random(1)
+    x = np.array([[rng.gauss(0, 1), 3.0] for _ in range(80)])
+    y = [bool(v > 0.2) for v in x[:, 0]]
+    model = C.fit_logistic(x, y, lam=1.0)
+    assert model.weights[1] > 0
+    assert model.weights[2] == 0.0  # a constant column carries nothing
+    assert H.auroc(model.score(x).tolist(), y) == 1.0
+    # One class only: a constant score, no error.
+    flat = C.fit_logistic(x[:5], [True] * 5)
+    assert len(set(flat.score(x).tolist())) == 1
+
+
+def test_grouped_cv_never_fits_on_the_scored_group() -> None:
+    rng = random.Random(2)
+    x = np.array([[rng.gauss(0, 1), rng.gauss(0, 1)] for _ in range(60)])
+    y = [rng.random() < 0.5 for _ in range(60)]
+    groups = [i // 4 for i in range(60)]
+    for folds in (None, 5):
+        scores = C.grouped_cv_scores(x, y, groups, 1.0, folds)
+        # Flipping the labels of group 0 cannot change the scores of group 0's runs.
+        flipped = [not v if g == 0 else v for v, g in zip(y, groups, strict=True)]
+        again = C.grouped_cv_scores(x, flipped, groups, 1.0, folds)
+        assert scores[:4] == pytest.approx(again[:4])
+        assert scores[4:] != pytest.approx(again[4:])
+    with pytest.raises(ValueError, match="differ in length"):
+        C.grouped_cv_scores(x, y[:3], groups)
+
+
+def test_other_trials_rate() -> None:
+    rate = C.other_trials_rate([True, True, False, True, False], ["a", "a", "a", "b", "c"])
+    assert rate[:3] == [0.5, 0.5, 1.0]
+    assert math.isnan(rate[3])
+    assert math.isnan(rate[4])
+
+
 def test_task_halves() -> None:
     runs = _runs()
     assert {quality_run.half(r) for r in runs} <= {"even", "odd"}
@@ -328,7 +407,7 @@ def test_run_prints_one_table_and_writes_json(tmp_path: Path, capsys: pytest.Cap
     assert table[0].split("|")[1].strip() == "measure"
     assert any(line.startswith("| loop recall: exact repeat") and "100.0%" in line for line in table)
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert set(data) == {"failure", "progress", "drift", "loops", "false_alarms", "polling"}
+    assert set(data) == {"failure", "progress", "drift", "loops", "false_alarms", "polling", "ceiling"}
     assert data["loops"]["goalkeeper"]["exact.recall"] == 1.0
     assert data["loops"]["three_in_five"]["volatile.recall"] == 0.0
     # The second table lists every failure signal; the fixed cutoffs count only longer runs.
@@ -337,6 +416,10 @@ def test_run_prints_one_table_and_writes_json(tmp_path: Path, capsys: pytest.Cap
     gk = data["failure"]["goalkeeper"]
     assert {"risk@0.5", "risk@0.5.even", "risk@0.5.odd", "risk@0.5.within", "risk#6", "runs#6"} <= set(gk)
     assert 0 < gk["runs#6"] <= 3
+    # The third table: the fitted ceiling (3 runs of 3 tasks: leave-one-task-out works, 5 folds do not).
+    assert "| logistic regression over all" in text
+    assert 0.0 <= data["ceiling"]["loto.10@0.5"] <= 1.0
+    assert "cv5@0.5" not in data["ceiling"]
 
 
 def test_run_reports_a_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
