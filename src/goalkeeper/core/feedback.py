@@ -56,7 +56,6 @@ from .feedback_strategies import (
 )
 from .text import stable_hash
 
-
 __all__ = [
     "DEFAULT_RETENTION_LIMIT",
     "AdaptiveGoalFeedbackStrategy",
