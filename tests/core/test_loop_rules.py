@@ -4,6 +4,7 @@ goalkeeper.core.loop_peers (they share the fixtures below): thresholds, formulas
 from __future__ import annotations
 
 import json
+from collections import deque
 
 import pytest
 
@@ -471,6 +472,32 @@ def test_step_detectors_restore_and_continue(make):
         tail = [again.on_step(f, float(i + cut)) for i, f in enumerate(seq[cut:])]
         assert head + tail == expected
         assert again.snapshot() == whole.snapshot()
+
+
+@pytest.mark.parametrize(
+    "make", [*DETECTORS, MonologueRule, EmptyResponseRule, CompressionRule, ExactHashDetector]
+)
+def test_clear_returns_every_detector_to_its_fresh_state(make):
+    # Scalars are reset from Detector.initial, which must list exactly the scalar state attributes
+    # with the values a new detector starts with (same value and type).
+    fresh = make()
+    scalars = {a for a in fresh.state if not isinstance(getattr(fresh, a), (deque, dict))}
+    assert set(type(fresh).initial) == scalars
+    d = make()
+    if isinstance(d, MonologueRule):
+        say(d, ("assistant", "hi"), ("assistant", "hi"))
+    elif isinstance(d, EmptyResponseRule):
+        say(d, ("assistant", ""), ("assistant", ""))
+    elif isinstance(d, CompressionRule):
+        d.on_compressed(9.0)
+    else:
+        feed(d, [facts(c, error="e" if c == "B" else None) for c in "ABABAAAB"])
+    assert d.snapshot() != fresh.snapshot()
+    d.clear()
+    assert d.snapshot() == fresh.snapshot()
+    assert d.pressure == 0.0
+    for attr in scalars:
+        assert type(getattr(d, attr)) is type(getattr(fresh, attr))
 
 
 @pytest.mark.parametrize("cls", [MonologueRule, EmptyResponseRule, CompressionRule])

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import InvalidInputError, SnapshotError
 from ._checks import check_count, check_str, clip01
@@ -561,7 +561,7 @@ class EventIdWindow:
     """The last ``size`` applied event ids, as 8-byte digests (a snapshot stays small whatever the
     ids look like; a false match needs a 64-bit collision within the window)."""
 
-    DIGEST_BYTES = 8
+    DIGEST_BYTES: ClassVar[int] = 8
 
     def __init__(self, size: int, digests: Sequence[bytes] = ()) -> None:
         self.size = size

@@ -10,7 +10,8 @@ detectors of :mod:`~goalkeeper.core.loop_rules` when the policy enables ``peer_r
 from __future__ import annotations
 
 from collections import deque
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from .loop_keys import StepFacts
 from .loop_rules import Detector, LoopSignal, LoopType, _positive
@@ -30,6 +31,7 @@ class _Streak(Detector):
     """A run of consecutive steps sharing a key; subclasses choose the key."""
 
     state: ClassVar[tuple[str, ...]] = ("_last", "_count")
+    initial: ClassVar[Mapping[str, Any]] = {"_last": None, "_count": 0}
     _last: str | None = None
     _count = 0
     label: ClassVar[str]
@@ -58,7 +60,8 @@ class ActionObservationRule(_Streak):
     Confidence ``0.6 + 0.1 * (count - threshold)``."""
 
     loop_type = LoopType.REPEATING_ACTION_OBSERVATION
-    base, step = 0.6, 0.1
+    base = 0.6
+    step = 0.1
     label = "identical steps with identical results"
 
     def __init__(self, threshold: int = 4) -> None:
@@ -73,7 +76,8 @@ class ActionErrorRule(_Streak):
     text says. Confidence ``0.6 + 0.1 * (count - threshold)``."""
 
     loop_type = LoopType.REPEATING_ACTION_ERROR
-    base, step = 0.6, 0.1
+    base = 0.6
+    step = 0.1
     label = "failures of the same call"
 
     def __init__(self, threshold: int = 3) -> None:
@@ -93,7 +97,8 @@ class ToolCallStreakRule(_Streak):
     """
 
     loop_type = LoopType.TOOL_CALL_STREAK
-    base, step = 0.6, 0.1
+    base = 0.6
+    step = 0.1
     params = ("threshold", "progress_aware")
     state = ("_last", "_count", "_seen")
     label = "identical calls"
@@ -119,8 +124,10 @@ class AlternationRule(Detector):
     cycles, i.e. six events A B A B A B. Confidence ``0.6 + 0.1 * (cycles - threshold)``."""
 
     loop_type = LoopType.ALTERNATING_PATTERN
-    base, step = 0.6, 0.1
+    base = 0.6
+    step = 0.1
     state = ("_prev", "_prev2", "_run")
+    initial: ClassVar[Mapping[str, Any]] = {"_prev": None, "_prev2": None, "_run": 0}
     _prev: str | None = None
     _prev2: str | None = None
     _run = 0  # length of the alternating tail
@@ -150,6 +157,7 @@ class _MessageStreak(Detector):
     turn_scoped = False
     watches_messages = True
     state = ("_last", "_count")
+    initial: ClassVar[Mapping[str, Any]] = {"_last": None, "_count": 0}
     _last: str | None = None
     _count = 0
     evidence: ClassVar[str]
@@ -176,7 +184,8 @@ class MonologueRule(_MessageStreak):
     Confidence ``0.5 + 0.15 * (count - threshold)``."""
 
     loop_type = LoopType.MONOLOGUE
-    base, step = 0.5, 0.15
+    base = 0.5
+    step = 0.15
     evidence = "the same assistant message {n} times with no action between"
 
     def __init__(self, threshold: int = 3) -> None:
@@ -195,7 +204,8 @@ class EmptyResponseRule(_MessageStreak):
     Confidence ``0.5 + 0.15 * (count - threshold)``."""
 
     loop_type = LoopType.EMPTY_RESPONSE
-    base, step = 0.5, 0.15
+    base = 0.5
+    step = 0.15
     evidence = "{n} empty assistant responses in a row"
 
     def __init__(self, threshold: int = 3) -> None:
@@ -219,7 +229,8 @@ class CompressionRule(_MessageStreak):
     messages between them. Confidence ``0.5 + 0.15 * (count - threshold)``."""
 
     loop_type = LoopType.CONTEXT_WINDOW
-    base, step = 0.5, 0.15
+    base = 0.5
+    step = 0.15
     evidence = "{n} context compressions back to back"
 
     def __init__(self, threshold: int = 2) -> None:

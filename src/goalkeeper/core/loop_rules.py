@@ -119,8 +119,8 @@ class Detector:
 
     Subclasses set :attr:`loop_type`, :attr:`base` and :attr:`step` (confidence is
     ``base + step * (count - threshold)`` clipped to [0, 1]), list their constructor parameters in
-    :attr:`params` and their state attributes in :attr:`state` (scalars with their initial value as
-    a class attribute; containers are emptied in place).
+    :attr:`params` and their state attributes in :attr:`state` (containers are emptied in place;
+    scalars are reset to their value in :attr:`initial`).
     """
 
     loop_type: ClassVar[LoopType]
@@ -128,11 +128,15 @@ class Detector:
     step: ClassVar[float]
     params: ClassVar[tuple[str, ...]] = ("threshold",)
     state: ClassVar[tuple[str, ...]] = ()
+    #: The initial value of every scalar in :attr:`state` (explicit rather than read from the class:
+    #: a class compiled with mypyc keeps instance defaults out of the class namespace).
+    initial: ClassVar[Mapping[str, Any]] = {}
     #: Forgotten when a new user turn starts (step windows); message rules keep their runs.
     turn_scoped: ClassVar[bool] = True
     #: Watches chat messages (so its pressure is current after a message), not steps.
     watches_messages: ClassVar[bool] = False
-    threshold: float
+    # int for the counting detectors, float for the Jaccard one: mypyc keeps the value as given.
+    threshold: int | float
     #: How close the last update came to firing, in [0, 1); 0 when it fired or saw nothing.
     pressure: float = 0.0
 
@@ -159,8 +163,8 @@ class Detector:
             value = getattr(self, attr)
             if isinstance(value, (deque, dict)):
                 value.clear()
-            else:  # scalars have their initial value as a class attribute
-                setattr(self, attr, getattr(type(self), attr))
+            else:
+                setattr(self, attr, self.initial[attr])
         self._rebuild()
         self.pressure = 0.0
 
@@ -294,9 +298,11 @@ class ExactHashDetector(_Counted):
     """
 
     loop_type = LoopType.EXACT_REPEAT
-    base, step = 0.5, 0.15
+    base = 0.5
+    step = 0.15
     params = ("threshold", "window", "progress_reset")
     state = ("_window", "_runs", "_progress")
+    initial: ClassVar[Mapping[str, Any]] = {"_progress": 0}
     _progress = 0  # new steps seen so far
 
     def __init__(self, threshold: int = 3, window: int = 500, progress_reset: int | None = None) -> None:
@@ -337,9 +343,11 @@ class SemanticJaccardDetector(Detector):
     """
 
     loop_type = LoopType.SEMANTIC_REPEAT
-    base, step = 0.4, 0.2
+    base = 0.4
+    step = 0.2
     params = ("threshold", "min_similar", "window", "progress_aware")
     state = ("_window", "_seq", "_since")
+    initial: ClassVar[Mapping[str, Any]] = {"_seq": 0, "_since": 0}
     _seq = 0  # sequence number of the next step
     _since = 0  # sequence number of the last progress step
 
@@ -407,7 +415,8 @@ class OscillationDetector(Detector):
     """
 
     loop_type = LoopType.OSCILLATION
-    base, step = 0.5, 0.15
+    base = 0.5
+    step = 0.15
     params = ("threshold", "periods", "window")
     state = ("_window",)
 
@@ -451,7 +460,8 @@ class DeadEndDetector(_Counted):
     """
 
     loop_type = LoopType.DEAD_END
-    base, step = 0.6, 0.1
+    base = 0.6
+    step = 0.1
     # An error is never progress: the same failure after the user's next message still counts.
     turn_scoped = False
     params = ("threshold", "window", "counts_steps")

@@ -24,9 +24,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, TypeVar
 
 from ..errors import ConfigurationError
+from ._protocols import Embedder
 
 __all__ = [
     "REASONING_ARG_KEYS",
@@ -458,26 +459,6 @@ class KeywordMemo:
 # ---------------------------------------------------------------------------------------------
 # Embedders
 # ---------------------------------------------------------------------------------------------
-
-V = TypeVar("V")
-
-
-@runtime_checkable
-class Embedder(Protocol[V]):
-    """Turns text into a representation and scores two representations.
-
-    Implement this to plug an embedding model into drift detection: ``embed`` is called once for the
-    goal and once per step, ``similarity`` compares them and must return a value in [0, 1] (1 means
-    "about the same thing"). The default, :class:`LexicalEmbedder`, needs no model.
-    """
-
-    def embed(self, text: str) -> V:
-        """Return the representation of ``text``."""
-        ...
-
-    def similarity(self, a: V, b: V) -> float:
-        """Return how similar two representations are, in [0, 1]."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
