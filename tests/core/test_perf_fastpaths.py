@@ -121,6 +121,7 @@ def _records() -> list[object]:
     """One instance of every record class whose snapshot form is built with ``scalar_fields``,
     taken from a real tracker and budget (so their fields hold what the engine stores)."""
     from goalkeeper import GoalTracker
+
     tracker = GoalTracker("Book the cheapest flight to Seattle")
     verdict = None
     for i in range(6):
