@@ -32,18 +32,7 @@ class Pairing:
 PAIRINGS = [
     pytest.param("embedded", id="embedded"),
     pytest.param("redis+postgres", id="redis-postgres", marks=[pytest.mark.redis, pytest.mark.postgres]),
-    pytest.param(
-        "nats+postgres",
-        id="nats-postgres",
-        marks=[
-            pytest.mark.nats,
-            pytest.mark.postgres,
-            # Known bug (docs/worker.md, "Known limitations"): across a SIGKILL and takeover a few of
-            # a goal's events are sometimes applied after newer ones on NATS. It runs on every CI
-            # pass and reports XPASS when it holds; it must not be silenced further before it is fixed.
-            pytest.mark.xfail(reason="NATS: per-goal order can break across a takeover", strict=False),
-        ],
-    ),
+    pytest.param("nats+postgres", id="nats-postgres", marks=[pytest.mark.nats, pytest.mark.postgres]),
 ]
 
 

@@ -103,24 +103,56 @@ def test_lease_urls() -> None:
 
 def test_holdback_keeps_newer_deliveries_until_the_given_back_ones_return() -> None:
     from goalkeeper.ports.bus import Delivery
-    from goalkeeper.worker.ordering import HoldBack
+    from goalkeeper.worker.ordering import HoldBack, Screened
 
     def d(part: int, pos: str) -> Delivery:
         return Delivery(part, pos, "g", f"e{pos}", {})
 
     hold = HoldBack(limit=60)
     hold.gave_back([d(0, "5"), d(0, "6"), d(1, "1700000000000-3")])
-    keep, again, _, _ = hold.screen([d(0, "7"), d(1, "1700000000000-9"), d(2, "1")])
+    keep, again, *_ = hold.screen([d(0, "7"), d(1, "1700000000000-9"), d(2, "1")])
     assert [x.id for x in keep] == ["1"]  # partition 2 was never held
     assert [x.id for x in again] == ["7", "1700000000000-9"]
-    keep, again, _, _ = hold.screen([d(0, "5"), d(0, "6"), d(0, "7"), d(1, "1700000000000-9")])
-    assert [x.id for x in keep] == ["5", "6", "7"]  # the oldest given-back one is back
+    keep, again, *_ = hold.screen([d(0, "5"), d(0, "6"), d(0, "7"), d(1, "1700000000000-9")])
+    assert [x.id for x in keep] == ["5", "6", "7"]  # every given-back one of partition 0 is back
     assert [x.id for x in again] == ["1700000000000-9"]
     hold.forget([1])
     assert len(hold) == 0
     expired = HoldBack(limit=0.0)
     expired.gave_back([d(0, "5")])
-    assert expired.screen([d(0, "9")]) == ([d(0, "9")], [], [], 0.0)
+    assert expired.screen([d(0, "9")]) == Screened([d(0, "9")], [], 0.0, [], 0.0)
+
+
+def test_holdback_waits_for_every_older_given_back_position_whatever_order_they_return_in() -> None:
+    from goalkeeper.ports.bus import Delivery
+    from goalkeeper.worker.ordering import HoldBack
+
+    def d(pos: int) -> Delivery:
+        return Delivery(0, str(pos), "g", f"e{pos}", {}, 1)
+
+    hold = HoldBack(limit=60)
+    hold.gave_back([d(5), d(6)])  # e.g. one fetch given back during a drain...
+    hold.gave_back([d(7), d(8)], delay=0.5)  # ...and the next one, a moment later
+    # NATS redelivers in the order they came due: 5 and 8 first. 8 must wait for 6 and 7.
+    screened = hold.screen([d(5), d(8)])
+    assert [x.id for x in screened.keep] == ["5"]
+    assert [x.id for x in screened.again] == ["8"]
+    assert screened.again_delay == 0.0  # 6 is due now: give 8 back at once
+    hold.gave_back(screened.again)
+    assert hold.outstanding(0) == [(6,), (7,), (8,)]
+    screened = hold.screen([d(7), d(8)])
+    assert screened.keep == []  # 7 is back, but 6 is not
+    assert [x.id for x in screened.again] == ["7", "8"]
+    hold.gave_back(screened.again)
+    screened = hold.screen([d(6), d(8)])
+    assert [x.id for x in screened.keep] == ["6"]
+    assert [x.id for x in screened.again] == ["8"]  # 7 is still out
+    hold.gave_back(screened.again)
+    assert [x.id for x in hold.screen([d(7), d(8), d(9)]).keep] == ["7", "8", "9"]
+    assert len(hold) == 0
+    hold.gave_back([d(3)], delay=0.4)
+    screened = hold.screen([d(4)])
+    assert 0.3 < screened.again_delay <= 0.4  # comes back when 3 is due, not in a busy loop
 
 
 def test_a_taken_over_partition_drains_its_redeliveries_before_new_events() -> None:
@@ -135,13 +167,18 @@ def test_a_taken_over_partition_drains_its_redeliveries_before_new_events() -> N
     hold = HoldBack(limit=60)
     hold.drain([0], duration=0.3)
     assert hold.draining == {0}
-    keep, again, later, wait = hold.screen([d(0, 1, 1), d(0, 7), d(1, 9)])
-    assert [x.id for x in keep] == ["1", "9"]  # the dead worker's redelivery, and another partition
-    assert again == []
-    assert [x.id for x in later] == ["7"]  # a new event: back after the drain, behind the backlog
-    assert 0.0 < wait <= 0.3
+    screened = hold.screen([d(0, 1, 1), d(0, 7), d(1, 9)])
+    assert [x.id for x in screened.keep] == ["1", "9"]  # the dead worker's redelivery, another partition
+    assert screened.again == []
+    assert [x.id for x in screened.later] == ["7"]  # a new event: back after the drain, behind the backlog
+    assert 0.0 < screened.later_delay <= 0.3
+    hold.gave_back(screened.later, screened.later_delay)  # what the worker does with them
     time.sleep(0.35)
-    keep, again, later, wait = hold.screen([d(0, 7, 1), d(0, 8)])
-    assert [x.id for x in keep] == ["7", "8"]
-    assert later == []
+    screened = hold.screen([d(0, 8)])  # 8 came back before 7: it waits
+    assert screened.keep == []
+    assert [x.id for x in screened.again] == ["8"]
+    hold.gave_back(screened.again)
+    screened = hold.screen([d(0, 7, 1), d(0, 8, 1)])
+    assert [x.id for x in screened.keep] == ["7", "8"]
+    assert screened.later == []
     assert hold.draining == set()

@@ -20,6 +20,14 @@ different partitions go in parallel.
 Work-queue retention allows one consumer group per stream; use another ``prefix`` for a second
 group. The server redelivers a message nobody acked within ``ack_wait`` (its consumer died);
 ``in_progress`` sends a "+WPI" to extend it, ``nack(delay)`` a delayed "-NAK".
+
+Redelivery order: JetStream hands out a message that is due again (nacked, or not acked within
+``ack_wait``) before new ones, but in the order the messages *came due*, not in publish order: a
+message nacked with a longer delay, or delivered a little later to a consumer that died, comes back
+after newer ones. :meth:`NatsJetStreamBus.rewind` is the way back to publish order for the sole
+owner of a partition (the worker calls it for every consumer it builds): it deletes the group's
+durable consumer, and since a work-queue stream stores exactly the messages not acked yet, the
+next consumer delivers all of them from the oldest, in publish order, before anything newer.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,13 +47,14 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from goalkeeper.bus._common import (
     BusOptions,
     ConsumerBase,
     Outgoing,
     TransportBase,
+    check_name,
     decode_payload,
     split_options,
     translate_errors,
@@ -376,6 +385,32 @@ class NatsJetStreamBus(TransportBase):
         for row in batch:
             by_partition.setdefault(row.partition, []).append(row)
         return sum(await asyncio.gather(*(self._publish_partition(rows) for rows in by_partition.values())))
+
+    async def rewind(self, group: str, partitions: Iterable[int]) -> None:
+        """Start ``group`` over on ``partitions`` at their oldest unacknowledged event.
+
+        Deletes the group's durable consumer of each partition; the next :meth:`consumer` creates
+        it anew, and it delivers every message still stored (the work queue keeps exactly the
+        unacknowledged ones) from the oldest, in publish order, at once: deliveries a dead consumer
+        held, or that were nacked with a delay, no longer come back later than newer events.
+        Their ``redelivered`` count starts over at 0.
+
+        Only for the sole owner of the partitions (a worker holding their leases), after its own
+        consumer of them is closed: another live consumer of them would lose its unacknowledged
+        deliveries (they are delivered again, at least once) and its acks of them.
+
+        Raises:
+            BusError: the server is unreachable or refused.
+        """
+        await self.start()
+        for part in sorted(set(partitions)):
+            durable = f"{check_name(group, 'group')}_{part}"
+            # NotFoundError: never consumed yet, nothing to rewind.
+            with (
+                translate_errors(f"nats: rewinding consumer {durable} failed", _ERRORS),
+                contextlib.suppress(NotFoundError),
+            ):
+                await self.js.delete_consumer(self.stream(part), durable)
 
     async def _consumer(self, group: str, name: str, partitions: tuple[int, ...]) -> NatsConsumer:
         consumer = NatsConsumer(self, group, name, partitions)

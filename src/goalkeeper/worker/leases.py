@@ -12,7 +12,9 @@ member ``p % n``). A worker then holds a **lease** on each of its partitions bef
 * a lease that **expired** (its holder died or lost touch) is granted *dirty*, together with how
   long ago it expired. The new holder then waits until the old holder's unacked deliveries are due
   again (the bus's visibility timeout after the expiry) before fetching, so the redelivered events
-  come before newer ones and per-goal order holds across the takeover.
+  come before newer ones and per-goal order holds across the takeover. On a bus that can rewind a
+  partition (NATS, whose redeliveries come back in the order they came due rather than in publish
+  order) the new holder rewinds it instead and fetches at once (:mod:`goalkeeper.worker.partitions`).
 
 Backends, chosen by URL (by default derived from the store's URL): ``sqlite:///file`` (stdlib
 ``sqlite3``, for processes on one machine), ``postgresql://...`` (psycopg, server clock),

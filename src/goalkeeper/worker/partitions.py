@@ -3,16 +3,22 @@
 :class:`PartitionManager` runs the protocol of :mod:`goalkeeper.worker.leases` for one worker: it
 heartbeats, computes this member's share, releases partitions that moved away (only between
 batches, when nothing of them is in flight), acquires the rest and keeps one bus consumer over the
-partitions that are *ready*. A partition taken over from a dead holder becomes ready only once the
-holder's unacknowledged deliveries are due for redelivery, so they are processed before newer
-events of the same goals.
+partitions that are *ready*.
+
+Every consumer starts where per-goal order needs it to: on a bus that can **rewind** a partition
+(NATS JetStream: :meth:`~goalkeeper.bus.nats.NatsJetStreamBus.rewind`), each consumer the manager
+builds first rewinds its partitions, so it receives every unacknowledged event of them from the
+oldest, in publish order, before anything newer; a dead holder's deliveries need no waiting. On
+the other buses, a partition taken over from a dead holder becomes ready only once the holder's
+unacknowledged deliveries are due for redelivery (the takeover *fence*), and the worker then drains
+them before newer events (:mod:`goalkeeper.worker.ordering`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..ports.bus import Consumer, Transport
 from .leases import LeaseBackend, assign
@@ -66,6 +72,11 @@ class PartitionManager:
         self.valid_until = 0.0  # our leases are trusted until then (monotonic)
         self.next_rebalance = 0.0
         self.members: list[str] = []
+        # A bus that rewinds partitions hands a new consumer every unacked event in publish order.
+        rewind = getattr(bus, "rewind", None)
+        self._rewind: Callable[[str, tuple[int, ...]], Awaitable[None]] | None = (
+            rewind if callable(rewind) else None
+        )
         self.missing = False  # some partitions of our share are still held by someone else
         self._lock = asyncio.Lock()  # renewal and rebalancing must not interleave their lease calls
 
@@ -133,23 +144,26 @@ class PartitionManager:
             grants = await self.leases.acquire(self.group, want, self.lease_id, self.ttl)
             self.valid_until = started + self.ttl * 0.8
             visibility = float(getattr(getattr(self.bus, "options", None), "visibility_timeout", 30.0))
-            fresh = []
+            fresh, taken_over = [], []
             for grant in grants:
                 if grant.partition in self.held:
                     continue
                 # A dirty grant: the old holder's deliveries come due `visibility` after its lease
                 # ended; wait for that (plus a margin for clock granularity and reclaim rhythm).
-                wait = (
-                    0.0
-                    if grant.clean
-                    else max(0.0, visibility - grant.expired_ago) + 0.25 + 0.05 * visibility
-                )
+                # A rewinding bus hands them out again at once, in order: no fence, no drain.
+                fence = not grant.clean and self._rewind is None
+                wait = max(0.0, visibility - grant.expired_ago) + 0.25 + 0.05 * visibility if fence else 0.0
                 self.held[grant.partition] = time.monotonic() + wait
-                if not grant.clean:
+                if fence:
                     self._dirty.add(grant.partition)
+                if not grant.clean:
+                    taken_over.append(grant.partition)
                 fresh.append((grant.partition, round(wait, 2)))
             if fresh:
-                logger.info("partitions acquired", extra={"partitions": fresh, "member": self.member})
+                logger.info(
+                    "partitions acquired",
+                    extra={"partitions": fresh, "taken_over": taken_over, "member": self.member},
+                )
             self.missing = len(grants) < len(want)
         await self.refresh()
 
@@ -178,5 +192,9 @@ class PartitionManager:
         if old is not None:
             await old.close(drain_timeout=self.drain_timeout)
         if partitions:
+            if self._rewind is not None:
+                # We hold the leases of all of them and our previous consumer is closed: whatever is
+                # unacknowledged (given back by us, or held by a dead holder) starts over, in order.
+                await self._rewind(self.group, partitions)
             self.consumer = await self.bus.consumer(self.group, self.member, partitions=partitions)
             self.ready = partitions

@@ -4,11 +4,14 @@ One worker is one asyncio task running a loop of small steps:
 
 * **leases** (every ``lease_ttl / 3``): heartbeat, compute this member's share of the partitions,
   release what moved away (cleanly, between batches), acquire the rest, and (re)build the bus
-  consumer over the partitions that are ready (a dirty takeover waits for the dead holder's
-  deliveries to come due first: see :mod:`goalkeeper.worker.leases`);
-* **batch**: fetch up to ``batch_size`` deliveries, process them (:mod:`goalkeeper.worker.processing`:
-  apply in per-goal order, commit snapshot + inbox + outbox + metric points in one transaction),
-  tell the listeners, **then ack**, then hand the suggestions to the delivery task;
+  consumer over the partitions that are ready (on NATS the partitions are rewound to their oldest
+  unacknowledged event first; on the other buses a dirty takeover waits for the dead holder's
+  deliveries to come due: see :mod:`goalkeeper.worker.partitions`);
+* **batch**: fetch up to ``batch_size`` deliveries, hold back those behind a given-back delivery
+  of their partition (:mod:`goalkeeper.worker.ordering`), process the rest
+  (:mod:`goalkeeper.worker.processing`: apply in per-goal order, commit snapshot + inbox + outbox +
+  metric points in one transaction), tell the listeners, **then ack**, then hand the suggestions
+  to the delivery task;
 * **outbox sweep** (every ``outbox_interval``, and at start): suggestions of our partitions that
   were committed but never marked delivered (for example because the previous process was killed)
   are delivered again.
@@ -33,7 +36,7 @@ from typing import Any, Self
 
 from ..core.session import GoalSession
 from ..errors import ConfigurationError, GoalkeeperError
-from ..ports.bus import Consumer, Transport, partition_for
+from ..ports.bus import Consumer, Delivery, Transport, partition_for
 from ..ports.store import Commit, StateStore
 from .config import WorkerConfig
 from .delivery import Dispatcher, notify
@@ -42,7 +45,7 @@ from .logs import logger, mask_url, stats_fields
 from .metrics import NullMetrics, make_metrics, record_batch
 from .ordering import HoldBack
 from .partitions import PartitionManager
-from .processing import GoalProcessor, SessionCache
+from .processing import GoalProcessor, SessionCache, position_key
 from .sinks import SuggestionSink, as_sinks
 from .sources import ActionSource, SourcePoller, run_poller
 from .types import GoalUpdate, Listener, WorkerStats
@@ -400,7 +403,8 @@ class GoalFeedbackWorker:
                 logger.warning("lease renewal failed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     def _busy(self) -> bool:
-        return self._dispatcher.busy or any(p.busy for p in self._pollers)
+        # Given-back deliveries are still to come back: not idle.
+        return self._dispatcher.busy or any(p.busy for p in self._pollers) or len(self._holdback) > 0
 
     def _drain(self, partitions: list[int]) -> None:
         """Partitions taken over from a dead worker: apply their redeliveries before new events."""
@@ -416,28 +420,27 @@ class GoalFeedbackWorker:
         assert self._processor is not None
         started = time.monotonic()
         self.stats.events_received += len(deliveries)
-        deliveries, too_new, later, wait = self._holdback.screen(deliveries)
-        if too_new:  # older events of their partitions were given back: they must go first
-            await consumer.nack(too_new, delay=0.0)
-        if later:  # new events of a partition still draining a dead worker's redeliveries
-            await consumer.nack(later, delay=min(wait, _visibility(self.bus)))
+        screened = self._holdback.screen(deliveries)
+        deliveries = screened.keep
+        if screened.again:  # older events of their partitions are still given back: they go first
+            await self._give_back(consumer, screened.again, screened.again_delay)
+        if screened.later:  # new events of a partition still draining a dead worker's redeliveries
+            await self._give_back(consumer, screened.later, screened.later_delay)
         if not deliveries:
             return
         try:
             result = await self._processor.process(deliveries, self._parts.may_commit)
         except Exception:
             # Give everything back for immediate redelivery (the loop backs off before fetching).
-            self._holdback.gave_back(deliveries)
             with contextlib.suppress(GoalkeeperError):
-                await consumer.nack(deliveries, delay=0.0)
+                await self._give_back(consumer, deliveries, 0.0)
             raise
         for update in result.updates:
             await self._notify(update)
         if result.ack:
             await consumer.ack(result.ack)
         if result.nack:
-            self._holdback.gave_back(result.nack)
-            await consumer.nack(result.nack, delay=0.0)
+            await self._give_back(consumer, result.nack, 0.0)
             self._metrics.event("retried", len(result.nack))
         suggestions = record_batch(
             self.stats, self._metrics, result, time.monotonic() - started, len(self._cache)
@@ -449,6 +452,14 @@ class GoalFeedbackWorker:
             extra={"events": len(deliveries), "applied": result.applied, "goals": len(result.updates),
                    "seconds": round(time.monotonic() - started, 4)},
         )  # fmt: skip
+
+    async def _give_back(self, consumer: Consumer, deliveries: list[Delivery], delay: float) -> None:
+        """Nack deliveries (oldest first per partition), after recording them in the hold-back so
+        that nothing newer of their partitions is applied before they are back."""
+        delay = min(delay, _visibility(self.bus))
+        ordered = sorted(deliveries, key=lambda d: (d.partition, position_key(d)))
+        self._holdback.gave_back(ordered, delay)
+        await consumer.nack(ordered, delay=delay)
 
     async def _notify(self, update: GoalUpdate) -> None:
         self.stats.listener_failures += await notify(self.listeners, update, self.config.listener_timeout)
