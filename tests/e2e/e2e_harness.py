@@ -11,7 +11,7 @@ every event is applied and :func:`verify` checks the issue's promises:
 * the final state of every goal equals the clean run's snapshot;
 * the sink never saw one ``suggestion_id`` as two different suggestions, saw every suggestion the
   clean run produced, and nothing is left undelivered in the outbox;
-* every poison event is a dead letter.
+* every poison event is a dead letter, recorded once.
 """
 
 from __future__ import annotations
@@ -312,8 +312,11 @@ async def verify(store_url: str, work: Workload, ref: Reference, sink: Path) -> 
             )
         pending = await store.pending_suggestions(limit=10)
         assert pending == [], f"{len(pending)}+ suggestions never delivered"
-        dead = {d.event_id for d in await store.dead_letters(limit=10_000)}
+        records = await store.dead_letters(limit=10_000)
+        dead = {d.event_id for d in records}
         assert dead == work.poison, f"dead letters {sorted(dead)} != poison {sorted(work.poison)}"
+        # Exactly one record per poison event, even when a worker died between recording and ack.
+        assert len(records) == len(work.poison), f"{len(records)} dead letters for {len(work.poison)} events"
     delivered = read_sink(sink)
     twice = {sid: texts for sid, texts in delivered.items() if len(texts) > 1}
     assert not twice, f"suggestion ids delivered as different suggestions: {list(twice)[:3]}"

@@ -552,7 +552,12 @@ class StateStore(Protocol):
         goal_id: str | None = None,
         event_id: str | None = None,
     ) -> DeadLetter:
-        """Record an input that could not be processed, with the reason."""
+        """Record an input that could not be processed, with the reason.
+
+        Idempotent per event: when both ``goal_id`` and ``event_id`` are given and a dead letter
+        for that pair is already recorded, nothing is written and the existing record is returned
+        (a worker killed between recording a poison event and acking it sees the event again).
+        """
         ...
 
     async def dead_letters(self, *, goal_id: str | None = None, limit: int = 100) -> list[DeadLetter]:

@@ -64,6 +64,17 @@ ADD_DEAD_LETTER = (
     "INSERT INTO gk_dead_letters (goal_id, event_id, reason, payload, created_at) "
     "VALUES (%s, %s, %s, %s, %s) RETURNING id"
 )
+# One dead letter per (goal, event): insert only when the pair has none yet (the goal's rows are
+# found through the (goal_id, id) index), else read the one recorded first.
+ADD_DEAD_LETTER_ONCE = (
+    "INSERT INTO gk_dead_letters (goal_id, event_id, reason, payload, created_at) "
+    "SELECT %s, %s, %s, %s, %s WHERE NOT EXISTS "
+    "(SELECT 1 FROM gk_dead_letters WHERE goal_id = %s AND event_id = %s) RETURNING id"
+)
+DEAD_LETTER_OF_EVENT = (
+    "SELECT id, reason, payload, created_at FROM gk_dead_letters "
+    "WHERE goal_id = %s AND event_id = %s ORDER BY id LIMIT 1"
+)
 _SUGGESTION_COLUMNS = "suggestion_id, goal_id, version, payload, created_at"
 _FULL_SUGGESTION_COLUMNS = f"{_SUGGESTION_COLUMNS}, delivered_at IS NOT NULL"
 # The (goal_id, version, pos) index of schema 2 serves this directly.
@@ -188,8 +199,17 @@ class SQLStore(BaseStore):
     async def _add_dead_letter(
         self, payload: str, reason: str, goal_id: str | None, event_id: str | None, now: float
     ) -> DeadLetter:
-        rows = await self._fetch(ADD_DEAD_LETTER, (goal_id, event_id, reason, payload, now))
-        return DeadLetter(rows[0][0], reason, loads(payload), goal_id, event_id, now)
+        if goal_id is None or event_id is None:
+            rows = await self._fetch(ADD_DEAD_LETTER, (goal_id, event_id, reason, payload, now))
+            return DeadLetter(rows[0][0], reason, loads(payload), goal_id, event_id, now)
+        params = (goal_id, event_id, reason, payload, now, goal_id, event_id)
+        rows = await self._fetch(ADD_DEAD_LETTER_ONCE, params)
+        if rows:
+            return DeadLetter(rows[0][0], reason, loads(payload), goal_id, event_id, now)
+        [(dead_id, first_reason, first_payload, at)] = await self._fetch(
+            DEAD_LETTER_OF_EVENT, (goal_id, event_id)
+        )
+        return DeadLetter(dead_id, first_reason, loads(first_payload), goal_id, event_id, at)
 
     async def _dead_letters(self, goal_id: str | None, limit: int) -> list[DeadLetter]:
         rows = await self._fetch(*dead_letters_query(goal_id, limit))

@@ -305,6 +305,10 @@ class MemoryStore(BaseStore):
         self, payload: str, reason: str, goal_id: str | None, event_id: str | None, now: float
     ) -> DeadLetter:
         with self._lock:
+            if goal_id is not None and event_id is not None:
+                for i, (first_reason, first_payload, owner, eid, at) in enumerate(self._dead, start=1):
+                    if owner == goal_id and eid == event_id:  # one dead letter per (goal, event)
+                        return DeadLetter(i, first_reason, loads(first_payload), goal_id, event_id, at)
             self._dead.append((reason, payload, goal_id, event_id, now))
             return DeadLetter(len(self._dead), reason, loads(payload), goal_id, event_id, now)
 

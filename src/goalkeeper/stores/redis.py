@@ -70,7 +70,8 @@ __all__ = ["RedisStore"]
 #   P out:{sid}              hash g (goal), v (version), p (payload), t (created_at), d (delivered)
 #   P pending, P pendg:{goal} zsets of undelivered suggestion ids by outbox position (P outpos)
 #   P log:{goal}             zset event_id -> seq; P logp:{goal} hash event_id -> "time payload"
-#   P loghead:{goal}         last seq; P dead (+ P deadg:{goal}) zsets of dead letters by id
+#   P loghead:{goal}         last seq; P dead (+ P deadg:{goal}) zsets of dead letters by id;
+#   P deadx                  hash ["goal","event"] -> dead-letter id (one dead letter per event)
 
 
 def _text(value: Any) -> str:
@@ -351,6 +352,18 @@ class RedisStore(BaseStore):
         self, payload: str, reason: str, goal_id: str | None, event_id: str | None, now: float
     ) -> DeadLetter:
         dead_id = int(await self._r.incr(self._k("deadseq")))
+        if goal_id is not None and event_id is not None:
+            # One dead letter per (goal, event): the first writer's id claims the pair.
+            pair = json.dumps([goal_id, event_id])
+            if not await self._r.hsetnx(self._k("deadx"), pair, dead_id):
+                claimed = await self._r.hget(self._k("deadx"), pair)
+                first = dead_id if claimed is None else int(claimed)
+                found: list[Any] = await self._r.zrangebyscore(self._k("dead"), first, first)
+                if found:
+                    _, first_reason, first_payload, _, _, at = json.loads(found[0])
+                    return DeadLetter(first, first_reason, loads(first_payload), goal_id, event_id, at)
+                # The claimer died before writing its record: write ours under its id.
+                dead_id = first
         member = json.dumps([dead_id, reason, payload, goal_id, event_id, now])
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.zadd(self._k("dead"), {member: dead_id})

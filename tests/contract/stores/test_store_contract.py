@@ -314,6 +314,23 @@ async def test_dead_letters(store: BaseStore) -> None:
     assert info.value.field == "reason"
 
 
+async def test_dead_letter_is_recorded_once_per_event(store: BaseStore) -> None:
+    # A worker killed between recording a poison event and acking it gets the event again.
+    first = await store.add_dead_letter({"type": "bogus"}, "type: unknown", goal_id="g1", event_id="e1")
+    again = await store.add_dead_letter(
+        {"type": "bogus", "n": 2}, "another reason", goal_id="g1", event_id="e1"
+    )
+    assert again == first  # the record written first, unchanged
+    other_event = await store.add_dead_letter({"type": "bogus"}, "type: unknown", goal_id="g1", event_id="e2")
+    other_goal = await store.add_dead_letter({"type": "bogus"}, "type: unknown", goal_id="g2", event_id="e1")
+    # Without both ids there is no key to deduplicate on: every call is recorded.
+    anonymous = [await store.add_dead_letter({"raw": "x"}, "not JSON", event_id="e1") for _ in range(2)]
+    ids = [d.id for d in await store.dead_letters()]
+    assert ids == [first.id, other_event.id, other_goal.id, *(d.id for d in anonymous)]
+    assert len(set(ids)) == 5
+    assert [d.event_id for d in await store.dead_letters(goal_id="g1")] == ["e1", "e2"]
+
+
 async def test_migrations_from_an_empty_database(store_url: str) -> None:
     s = open_store(store_url)
     with pytest.raises(StoreError, match="not open"):
