@@ -33,6 +33,7 @@ import random
 import statistics
 import sys
 import time
+import timeit
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -309,6 +310,19 @@ def snapshot_sizes(n_events: int) -> None:
     print(f"{'part':<28} {'bytes':>8}")
     for key, n in sorted(parts, key=lambda kv: -kv[1])[:14]:
         print(f"{key:<28} {n:>8,}")
+
+    # What a worker pays per goal per commit (snapshot + encode) and per cache miss (decode + restore).
+    text = json.dumps(snap, separators=(",", ":"))
+    costs = [
+        ("GoalSession.snapshot()", lambda: session.snapshot()),
+        ("json.dumps(snapshot)", lambda: json.dumps(snap, separators=(",", ":"))),
+        ("json.loads(text)", lambda: json.loads(text)),
+        ("GoalSession.restore(snapshot)", lambda: GoalSession.restore(snap)),
+    ]
+    print(f"\n{'operation (same goal)':<32} {'us':>8}")
+    for label, fn in costs:
+        best = min(timeit.repeat(fn, number=200, repeat=5)) / 200
+        print(f"{label:<32} {best * 1e6:>8,.0f}")
 
 
 def main() -> None:
