@@ -179,3 +179,27 @@ def test_task_state_to_dict_is_a_deep_copy_like_asdict() -> None:
     data["tool_usage_summary"]["bash"]["calls"] = 9
     assert state.sub_goals[0]["status"] == "done"
     assert state.tool_usage_summary["bash"]["calls"] == 2
+
+
+def test_weight_history_costs_the_garbage_collector_nothing() -> None:
+    import gc
+
+    from goalkeeper import GoalTracker, WeightCategory, WeightUpdate
+
+    tracker = GoalTracker("Book the cheapest flight to Seattle")
+    for i in range(20):
+        tracker.verify(Step.of(tool="search_flights", args={"to": "SEA", "n": i}, output=f"{i} flights"))
+    tracker.weights.apply_update(WeightUpdate(WeightCategory.BEHAVIORAL, "verbosity", 0.1, "user asked", 1.0))
+    history = list(tracker.weights._history)
+    assert len(history) > 20
+    gc.collect()
+    # Flat tuples of str and float: untracked once the collector has seen them, so a long-lived
+    # goal's 1,000-record audit trail adds nothing to a full collection.
+    assert not any(gc.is_tracked(record) for record in history)
+    # What callers read is unchanged: full WeightChange records, newest last.
+    last = tracker.weights.get_recent_changes(1)[0]
+    assert (last.update.category, last.update.key, last.update.reason) == (
+        WeightCategory.BEHAVIORAL,
+        "verbosity",
+        "user asked",
+    )

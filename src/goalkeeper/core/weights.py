@@ -114,7 +114,10 @@ class WeightEngine:
         # Dynamic keys in least-recently-written-first order: a write moves the key to the end.
         self._dynamic: dict[WeightCategory, dict[str, float]] = {c: {} for c in WeightCategory}
         self._momentum: dict[str, float] = dict.fromkeys(BEHAVIORAL_DEFAULTS, 0.0)
-        self._history: deque[WeightChange] = deque(maxlen=max_history)
+        # Each change as a flat tuple of str and float (see _flat): a tuple of atomic values is
+        # untracked by the garbage collector, so a full history costs full collections nothing
+        # (1,000 WeightChange + WeightUpdate pairs per goal made every collection slower).
+        self._history: deque[_FlatChange] = deque(maxlen=max_history)
         self._total_updates = 0
 
     # -- reading -----------------------------------------------------------------------------
@@ -181,7 +184,7 @@ class WeightEngine:
     def get_recent_changes(self, n: int = 10) -> list[WeightChange]:
         """The last ``n`` history records (request plus applied delta), newest last."""
         n = check_count("n", n)
-        return list(islice(self._history, max(0, len(self._history) - n), None))
+        return [_change(flat) for flat in islice(self._history, max(0, len(self._history) - n), None)]
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -248,9 +251,11 @@ class WeightEngine:
         cat = WeightCategory.GOAL_ALIGNMENT
         weights = self._fixed[cat]
         old = weights[key]
-        update = WeightUpdate._trusted(cat, key, value - old, reason, timestamp, source)
         weights[key] = value
-        self._record(WeightChange(update, value - old, value, UpdateMode.SET))
+        self._history.append(
+            (cat.value, key, value - old, reason, timestamp, source, value - old, value, "set")
+        )
+        self._total_updates += 1
 
     def learn_toward(
         self,
@@ -344,7 +349,7 @@ class WeightEngine:
         return applied
 
     def _record(self, change: WeightChange) -> None:
-        self._history.append(change)
+        self._history.append(_flat(change))
         self._total_updates += 1
 
     def _store(self, cat: WeightCategory, key: str, value: float) -> None:
@@ -371,7 +376,7 @@ class WeightEngine:
             "fixed": {c.value: dict(v) for c, v in self._fixed.items() if v},
             "dynamic": {c.value: [[k, w] for k, w in v.items()] for c, v in self._dynamic.items()},
             "momentum": dict(self._momentum),
-            "history": [c.to_dict() for c in self._history],
+            "history": [dict(zip(_FLAT_FIELDS, flat, strict=True)) for flat in self._history],
             "total_updates": self._total_updates,
         }
 
@@ -415,7 +420,7 @@ class WeightEngine:
                     check_number("value", rec["value"]),
                     UpdateMode(rec["mode"]),
                 )
-                engine._history.append(change)
+                engine._history.append(_flat(change))
             engine._total_updates = check_count("total_updates", field(data, "total_updates", int, k))
             if engine._total_updates < len(engine._history):
                 _raise("total_updates is smaller than the history")
@@ -428,3 +433,24 @@ class WeightEngine:
 
 def _raise(message: str) -> None:
     raise SnapshotError(f"WeightEngine snapshot is malformed: {message}")
+
+
+#: One history record, flat: category value, key, delta, reason, timestamp, source, applied, value,
+#: mode value (the keys of ``WeightChange.to_dict`` in order).
+_FlatChange = tuple[str, str, float, str, float, str, float, float, str]
+_FLAT_FIELDS = ("category", "key", "delta", "reason", "timestamp", "source", "applied", "value", "mode")
+_CATEGORIES = {c.value: c for c in WeightCategory}
+_MODES = {m.value: m for m in UpdateMode}
+_SET = UpdateMode.SET.value
+
+
+def _flat(change: WeightChange) -> _FlatChange:
+    u = change.update
+    return (u.category.value, u.key, u.delta, u.reason, u.timestamp, u.source, change.applied, change.value,
+            change.mode.value)  # fmt: skip
+
+
+def _change(flat: _FlatChange) -> WeightChange:
+    cat, key, delta, reason, timestamp, source, applied, value, mode = flat
+    update = WeightUpdate._trusted(_CATEGORIES[cat], key, delta, reason, timestamp, source)
+    return WeightChange(update, applied, value, _MODES[mode])
