@@ -801,7 +801,18 @@ def test_audit_trails_are_bounded_and_never_change_a_decision() -> None:
     assert len(tracker.weights.get_recent_changes(10_000)) == 24
     assert len(tracker.drift_engine.get_history()) == 24
     assert len(json.dumps(small.snapshot())) < len(json.dumps(large.snapshot())) * 0.6
+    assert len(tracker.verifications) == 24  # the in-process verdict view follows the audit tail
+    assert len(large._tracker.verifications) == 120
     restored = GoalSession.restore(small.snapshot())
     assert canon(restored) == canon(small)
+    # The view is not part of a snapshot (empty after restore), but its size is kept: by a restore
+    # and by a re-anchor on a new goal text.
+    assert restored.tracker.verification_history == 24
+    assert GoalSession.restore(large.snapshot()).tracker.verification_history == 1000
+    for event in events[1:40]:
+        restored.apply(event)
+    assert len(restored.tracker.verifications) == 24
+    restored.apply(goal(description="Book a hotel in Seattle instead"))
+    assert restored.tracker.verification_history == 24
     with pytest.raises(ConfigurationError):
         GoalSession(G, audit_history=0)

@@ -430,6 +430,17 @@ def test_histories_are_bounded() -> None:
         t.verify(search(i), now=float(i))
     assert len(t.verifications) == 200
     assert t.verifications[-1].step_number == 260
+    assert t.verification_history == 200
+    assert t.get_summary()["verifications"] == 200
+    short = GoalTracker(GOAL, verification_history=5)
+    for i in range(8):
+        short.verify(search(i), now=float(i))
+    assert [v.step_number for v in short.verifications] == [4, 5, 6, 7, 8]
+    assert short.get_summary()["verifications"] == 5
+    assert GoalTracker.restore(short.snapshot(), verification_history=5).verification_history == 5
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigurationError):
+            GoalTracker(GOAL, verification_history=bad)  # type: ignore[arg-type]
 
 
 def test_time_comes_from_now_then_step_then_clock() -> None:

@@ -120,9 +120,11 @@ class GoalSession:
         llm_verify_fn: optional synchronous LLM re-scorer for step alignment (see GoalTracker).
         dedup_window: event ids remembered for duplicate detection (>= 0; default 64).
         metric_history: measurements the feedback loop retains (>= 2; default 32).
-        audit_history: metric changes and drift assessments retained for inspection
-            (``tracker.weights.get_recent_changes()``, ``tracker.drift_engine.get_history()``;
-            >= 1; default 24): the tail a snapshot carries. Decisions never depend on it.
+        audit_history: metric changes, drift assessments and step verdicts retained for
+            inspection (``tracker.weights.get_recent_changes()``,
+            ``tracker.drift_engine.get_history()``, ``tracker.verifications``; >= 1; default 24):
+            the tail a snapshot carries (the verdicts stay in this process). Decisions never depend
+            on it.
 
     Raises:
         ConfigurationError: a bad argument.
@@ -151,7 +153,7 @@ class GoalSession:
         audit = config_int("audit_history", audit_history, 1)
         self._tracker = GoalTracker(
             goal_id, profile=profile, llm_verify_fn=llm_verify_fn, embedder=embedder,
-            weights=WeightEngine(max_history=audit), drift_history=audit,
+            weights=WeightEngine(max_history=audit), drift_history=audit, verification_history=audit,
         )  # fmt: skip
         self._loop = GoalDrivenFeedbackLoop(
             strategy if strategy is not None else SimpleGoalFeedbackStrategy(),
@@ -408,7 +410,7 @@ class GoalSession:
             self._tracker = GoalTracker(
                 change.description, plan=plan, profile=old.profile, llm_verify_fn=old.llm_verify_fn,
                 embedder=self._embedder, weights=old.weights, token_budget=tokens or 50_000,
-                drift_history=old.drift_engine.max_history,
+                drift_history=old.drift_engine.max_history, verification_history=old.verification_history,
             )  # fmt: skip
             self._tracker.loops, self._tracker.router = old.loops, old.router
             self._external = False
@@ -583,8 +585,17 @@ class GoalSession:
             self._routing = ProcessType(field(d, "routing", str, k))
             decision: str | None = field(d, "budget_decision", (str, type(None)), k)
             self._budget_decision = None if decision is None else BudgetDecision(decision)
-            self._tracker = GoalTracker.restore(field(d, "tracker", dict, k), llm_verify_fn=llm_verify_fn,
-                                                embedder=embedder)  # fmt: skip
+            tracker: dict[str, Any] = field(d, "tracker", dict, k)
+            # The verdict view is as long as the audit trail the session was built with.
+            weights = tracker.get("weights")
+            audit = weights.get("max_history") if isinstance(weights, dict) else None
+            audit = (
+                audit
+                if isinstance(audit, int) and not isinstance(audit, bool) and audit >= 1
+                else AUDIT_HISTORY
+            )
+            self._tracker = GoalTracker.restore(tracker, llm_verify_fn=llm_verify_fn, embedder=embedder,
+                                                verification_history=audit)  # fmt: skip
             self._loop = GoalDrivenFeedbackLoop.restore(field(d, "loop", dict, k), strategy=strategy)
             tree: dict[str, Any] | None = field(d, "tree", (dict, type(None)), k)
             self._tree = None if tree is None else GoalTree.restore(tree)

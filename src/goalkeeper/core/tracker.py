@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from ..errors import ConfigurationError, InvalidInputError, SnapshotError
-from ._checks import check_count, check_now, check_str, clip01
+from ._checks import check_count, check_now, check_str, clip01, config_int
 from ._snapshot import check_header, header, scalar_fields
 from ._tracker_parts import (
     KeywordMemory,
@@ -177,6 +177,10 @@ class GoalTracker:
             the reference). A session keeps fewer, so that a long-lived goal's snapshot stays small.
         clock: optional ``() -> float`` used when a call gives no ``now`` and the step no ``ts``.
             The core never reads a clock by itself; pass ``time.time`` to stamp steps on receipt.
+        verification_history: verdicts kept in the :attr:`verifications` view (>= 1; default 200
+            as in the reference). A session keeps fewer: each verdict holds its drift assessment
+            and loop event, and a service holding many goals pays for every one of them in memory
+            and in the garbage collector's full collections.
 
     Raises:
         ConfigurationError: empty goal, unknown profile, or a bad argument.
@@ -198,6 +202,7 @@ class GoalTracker:
         token_budget: int = 50_000,
         drift_history: int = ENGINE_HISTORY,
         clock: Callable[[], float] | None = None,
+        verification_history: int = VERIFICATION_HISTORY,
     ) -> None:
         if not isinstance(goal, str) or not goal.strip():
             raise ConfigurationError("goal must be a non-empty string")
@@ -212,6 +217,7 @@ class GoalTracker:
         self.llm_verify_fn = llm_verify_fn
         self._embedder = embedder
         self._clock = clock
+        self._verification_history = config_int("verification_history", verification_history, 1)
         self.weights = weights if weights is not None else WeightEngine()
         self.router = DualProcessRouter()
         self.loops = MultiResolutionLoopDetector(profile=profile)
@@ -242,7 +248,7 @@ class GoalTracker:
         self._replanned_off_track = False
         self._first_ts: float | None = None
         self._last_ts = 0.0
-        self._verifications: deque[StepVerification] = deque(maxlen=VERIFICATION_HISTORY)
+        self._verifications: deque[StepVerification] = deque(maxlen=self._verification_history)
         self._align_sum = 0.0
         self._align_n = 0
         self._hashes: deque[str] = deque(maxlen=STATE_HASH_HISTORY)
@@ -322,8 +328,13 @@ class GoalTracker:
         )
 
     @property
+    def verification_history(self) -> int:
+        """How many verdicts the :attr:`verifications` view keeps (200 unless configured)."""
+        return self._verification_history
+
+    @property
     def verifications(self) -> tuple[StepVerification, ...]:
-        """The most recent verifications, oldest first (at most 200).
+        """The most recent verifications, oldest first (at most :attr:`verification_history`).
 
         A view for inspection in this process: it is not part of :meth:`snapshot` (the durable step
         log belongs to a store), so a restored tracker starts with an empty view.
@@ -341,7 +352,7 @@ class GoalTracker:
             "loops_detected": self._loop_count,
             "stall_turns": self._stall,
             "elapsed_seconds": 0.0 if self._first_ts is None else self._last_ts - self._first_ts,
-            "verifications": min(self._verified_total, VERIFICATION_HISTORY),
+            "verifications": min(self._verified_total, self.verification_history),
             "avg_alignment": self._align_sum / self._align_n if self._align_n else 0.0,
         }
 
@@ -748,15 +759,20 @@ class GoalTracker:
         llm_verify_fn: LLMVerifyFn | None = None,
         embedder: Embedder[Any] | None = None,
         clock: Callable[[], float] | None = None,
+        verification_history: int = VERIFICATION_HISTORY,
     ) -> Self:
-        """Rebuild a tracker from :meth:`snapshot`; callables are not part of a snapshot.
+        """Rebuild a tracker from :meth:`snapshot`; callables and the size of the in-process
+        :attr:`verifications` view (empty after a restore) are not part of a snapshot.
 
         Raises:
             SnapshotError: wrong kind, unknown schema version, or a missing or malformed field.
         """
         d = check_header(data, cls.KIND, (cls.SCHEMA,))
         try:
-            self = cls(d["goal"], profile=d["profile"], llm_verify_fn=llm_verify_fn, clock=clock)
+            self = cls(
+                d["goal"], profile=d["profile"], llm_verify_fn=llm_verify_fn, clock=clock,
+                verification_history=verification_history,
+            )  # fmt: skip
             self._embedder = embedder
             self._plan = [str(s) for s in d["plan"]]
             self._vocab = KeywordMemory.from_dict(d["vocab"])
