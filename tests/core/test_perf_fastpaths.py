@@ -129,7 +129,7 @@ def _records() -> list[object]:
     assert verdict is not None
     assert verdict.drift is not None
     updates = tracker.weights.get_recent_updates(3)
-    dna_events = list(tracker.drift_engine.goal_dna._events)
+    dna_events = tracker.drift_engine.goal_dna.get_drift_events()
     from goalkeeper.core.budget import AdaptiveBudget
 
     budget = AdaptiveBudget()
@@ -181,7 +181,7 @@ def test_task_state_to_dict_is_a_deep_copy_like_asdict() -> None:
     assert state.tool_usage_summary["bash"]["calls"] == 2
 
 
-def test_weight_history_costs_the_garbage_collector_nothing() -> None:
+def test_audit_histories_cost_the_garbage_collector_nothing() -> None:
     import gc
 
     from goalkeeper import GoalTracker, WeightCategory, WeightUpdate
@@ -189,6 +189,7 @@ def test_weight_history_costs_the_garbage_collector_nothing() -> None:
     tracker = GoalTracker("Book the cheapest flight to Seattle")
     for i in range(20):
         tracker.verify(Step.of(tool="search_flights", args={"to": "SEA", "n": i}, output=f"{i} flights"))
+        tracker.verify(Step.of(tool="dance", args={"n": i}, output="music playing"))
     tracker.weights.apply_update(WeightUpdate(WeightCategory.BEHAVIORAL, "verbosity", 0.1, "user asked", 1.0))
     history = list(tracker.weights._history)
     assert len(history) > 20
@@ -196,6 +197,9 @@ def test_weight_history_costs_the_garbage_collector_nothing() -> None:
     # Flat tuples of str and float: untracked once the collector has seen them, so a long-lived
     # goal's 1,000-record audit trail adds nothing to a full collection.
     assert not any(gc.is_tracked(record) for record in history)
+    dna = tracker.drift_engine.goal_dna
+    assert dna._events  # the dancing steps drifted
+    assert not any(gc.is_tracked(record) for record in dna._events)
     # What callers read is unchanged: full WeightChange records, newest last.
     last = tracker.weights.get_recent_changes(1)[0]
     assert (last.update.category, last.update.key, last.update.reason) == (

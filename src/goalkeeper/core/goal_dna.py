@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from ..errors import ConfigurationError, SnapshotError
 from ._checks import check_count, check_now, check_str, clip01, config_int, config_number, snapshot_number
-from ._snapshot import check_header, field, header, scalar_fields
+from ._snapshot import check_header, field, header
 from .text import STOP_WORDS, Embedder, LexicalEmbedder, LexicalVector, tokens, trigrams
 
 __all__ = [
@@ -283,7 +283,7 @@ class GoalDNA:
         )
         self._anchors = [self._embedder.embed(t) for t in texts] if self._embedder is not None else []
         self._history: deque[float] = deque(maxlen=self._history_size)
-        self._events: deque[DriftEvent] = deque(maxlen=self._history_size)
+        self._events: deque[_FlatEvent] = deque(maxlen=self._history_size)
         self._consecutive = 0
         self._total_checks = 0
         self._total_events = 0
@@ -408,7 +408,7 @@ class GoalDNA:
             self._consecutive = 0
             return None
         event = DriftEvent(step_number, sim, text[:EVENT_TEXT_CHARS], self.severity(sim), self._last_ts)
-        self._events.append(event)
+        self._events.append(_flat(event))
         self._total_events += 1
         self._consecutive += 1
         return event
@@ -436,7 +436,7 @@ class GoalDNA:
 
     def get_drift_events(self) -> list[DriftEvent]:
         """The retained drift events, oldest first (at most ``history_size``)."""
-        return list(self._events)
+        return [_event(flat) for flat in self._events]
 
     def get_trend(self, window: int = 10) -> DriftTrend:
         """Trend over the last ``window`` similarities (``window >= 1``).
@@ -489,7 +489,7 @@ class GoalDNA:
             "measure": self._measure.value,
             "uses_embedder": self._embedder is not None,
             "history": list(self._history),
-            "events": [{**scalar_fields(e), "severity": e.severity.value} for e in self._events],
+            "events": [dict(zip(_EVENT_FIELDS, flat, strict=True)) for flat in self._events],
             "consecutive": self._consecutive,
             "total_checks": self._total_checks,
             "total_events": self._total_events,
@@ -521,12 +521,14 @@ class GoalDNA:
             obj._history.extend(snapshot_number(v) for v in field(d, "history", list, k))
             for e in field(d, "events", list, k):
                 obj._events.append(
-                    DriftEvent(
-                        field(e, "step_number", int, k),
-                        snapshot_number(field(e, "similarity", float, k)),
-                        field(e, "action_text", str, k),
-                        DriftSeverity(field(e, "severity", str, k)),
-                        field(e, "timestamp", float, k),
+                    _flat(
+                        DriftEvent(
+                            field(e, "step_number", int, k),
+                            snapshot_number(field(e, "similarity", float, k)),
+                            field(e, "action_text", str, k),
+                            DriftSeverity(field(e, "severity", str, k)),
+                            field(e, "timestamp", float, k),
+                        )
                     )
                 )
             obj._consecutive = field(d, "consecutive", int, k)
@@ -538,3 +540,20 @@ class GoalDNA:
         except (ConfigurationError, ValueError, TypeError, AttributeError) as exc:
             raise SnapshotError(f"{k} snapshot is malformed: {exc}") from exc
         return obj
+
+
+#: A retained drift event, flat: step number, similarity, action text, severity value, timestamp
+#: (the keys of its snapshot form, in order). A tuple of atomic values is untracked by the garbage
+#: collector, so 200 retained events per goal add nothing to a full collection.
+_FlatEvent = tuple[int, float, str, str, float]
+_EVENT_FIELDS = ("step_number", "similarity", "action_text", "severity", "timestamp")
+_SEVERITIES = {s.value: s for s in DriftSeverity}
+
+
+def _flat(event: DriftEvent) -> _FlatEvent:
+    return (event.step_number, event.similarity, event.action_text, event.severity.value, event.timestamp)
+
+
+def _event(flat: _FlatEvent) -> DriftEvent:
+    step_number, similarity, action_text, severity, timestamp = flat
+    return DriftEvent(step_number, similarity, action_text, _SEVERITIES[severity], timestamp)
