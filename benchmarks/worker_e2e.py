@@ -56,6 +56,7 @@ TOOLS = ["search", "read_file", "edit_file", "run_tests", "grep"]
 
 def worker_main(argv: list[str]) -> None:
     """``--worker`` mode: run one GoalFeedbackWorker until SIGTERM, recording commits and deliveries."""
+    from goalkeeper._gc import freeze_startup_heap
     from goalkeeper.worker import GoalFeedbackWorker, GoalUpdate, WorkerConfig
 
     parser = argparse.ArgumentParser()
@@ -75,6 +76,7 @@ def worker_main(argv: list[str]) -> None:
 
     config = WorkerConfig(lease_ttl=3.0, fetch_timeout=0.2, batch_size=500)
     worker = GoalFeedbackWorker(args.store, args.bus, config=config, sinks=[deliver], listeners=[on_commit])
+    freeze_startup_heap()  # as `goalkeeper worker` does
     asyncio.run(worker.run())
 
 
@@ -288,6 +290,7 @@ async def measure_in_process(events: list[dict[str, Any]], offered: float) -> Ro
 
     Same-process publishes wake the worker at once (no cross-process polling of the queue file).
     """
+    from goalkeeper._gc import freeze_startup_heap
     from goalkeeper.bus import open_bus
     from goalkeeper.stores import open_store
     from goalkeeper.worker import GoalFeedbackWorker, WorkerConfig
@@ -300,6 +303,7 @@ async def measure_in_process(events: list[dict[str, Any]], offered: float) -> Ro
         delivered.append((time.time(), s["goal_id"], s["version"]))
 
     config = WorkerConfig(lease_ttl=3.0, fetch_timeout=0.2, batch_size=500)
+    freeze_startup_heap()  # as `goalkeeper serve` does
     async with (
         open_store(f"sqlite:///{db}") as store,
         open_bus(f"memory://{db}?partitions={PARTITIONS}&max_backlog=1000000") as bus,

@@ -80,6 +80,7 @@ def serve(
             f'goalkeeper serve needs the {exc.name!r} package: pip install "goalkeeper[server]"', err=True
         )
         raise typer.Exit(1) from None
+    from goalkeeper._gc import freeze_startup_heap
     from goalkeeper.bus import open_bus
     from goalkeeper.errors import ConfigurationError
     from goalkeeper.stores import open_store
@@ -121,6 +122,7 @@ def serve(
             timeout_graceful_shutdown=3,
         )
     )
+    freeze_startup_heap()
     try:
         server.run()
     except SystemExit as exc:  # uvicorn exits 3 when the lifespan fails (store unreachable...)

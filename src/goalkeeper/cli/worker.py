@@ -59,6 +59,7 @@ def worker(
     # Imported here so `goalkeeper --help` stays fast and needs no worker dependencies.
     import asyncio
 
+    from goalkeeper._gc import freeze_startup_heap
     from goalkeeper.errors import ConfigurationError, GoalkeeperError
     from goalkeeper.worker import GoalFeedbackWorker, WebhookSink, WorkerConfig
     from goalkeeper.worker.logs import configure_logging
@@ -86,6 +87,7 @@ def worker(
     except ConfigurationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    freeze_startup_heap()
     try:
         asyncio.run(runner.run())
     except ConfigurationError as exc:
