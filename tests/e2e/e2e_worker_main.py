@@ -15,6 +15,7 @@ import logging
 import os
 from typing import Any
 
+from goalkeeper._gc import freeze_startup_heap
 from goalkeeper.worker import GoalFeedbackWorker, WorkerConfig
 from goalkeeper.worker.logs import configure_logging
 
@@ -45,6 +46,7 @@ def main() -> None:
         drain_timeout=5.0,
     )
     worker = GoalFeedbackWorker(args.store, args.bus, config=config, sinks=[record])
+    freeze_startup_heap()  # as `goalkeeper worker` does: the crash tests run that setup
     asyncio.run(worker.run())
     os.close(fd)
 
