@@ -65,7 +65,7 @@ def main() -> None:
             session.apply(event)
         del events
         gc.collect()
-        mine = [o for o in gc.get_objects() if id(o) not in before]
+        mine = [o for o in gc.get_objects() if id(o) not in before and o is not before]
         refs = sum(len(gc.get_referents(o)) for o in mine)
         n = len(mine)
         del mine, before
