@@ -586,14 +586,10 @@ class GoalSession:
             decision: str | None = field(d, "budget_decision", (str, type(None)), k)
             self._budget_decision = None if decision is None else BudgetDecision(decision)
             tracker: dict[str, Any] = field(d, "tracker", dict, k)
-            # The verdict view is as long as the audit trail the session was built with.
+            # The verdict view is as long as the audit trail the session was built with (a malformed
+            # value fails the tracker's restore with a SnapshotError).
             weights = tracker.get("weights")
-            audit = weights.get("max_history") if isinstance(weights, dict) else None
-            audit = (
-                audit
-                if isinstance(audit, int) and not isinstance(audit, bool) and audit >= 1
-                else AUDIT_HISTORY
-            )
+            audit = weights.get("max_history", AUDIT_HISTORY) if isinstance(weights, dict) else AUDIT_HISTORY
             self._tracker = GoalTracker.restore(tracker, llm_verify_fn=llm_verify_fn, embedder=embedder,
                                                 verification_history=audit)  # fmt: skip
             self._loop = GoalDrivenFeedbackLoop.restore(field(d, "loop", dict, k), strategy=strategy)

@@ -252,9 +252,8 @@ class WeightEngine:
         weights = self._fixed[cat]
         old = weights[key]
         weights[key] = value
-        self._history.append(
-            (cat.value, key, value - old, reason, timestamp, source, value - old, value, "set")
-        )
+        delta = value - old
+        self._history.append((cat.value, key, delta, reason, timestamp, source, delta, value, _SET))
         self._total_updates += 1
 
     def learn_toward(
