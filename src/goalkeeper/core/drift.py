@@ -136,6 +136,16 @@ _ACTIONS: Mapping[DriftSeverity, DriftAction] = {
 
 
 _SEVERITY_TEXT: Mapping[DriftSeverity, str] = {sev: sev.value for sev in DriftSeverity}
+_SEVERITY_OF: Mapping[str, DriftSeverity] = {sev.value: sev for sev in DriftSeverity}
+_ACTION_TEXT: Mapping[DriftAction, str] = {a: a.value for a in DriftAction}
+_ACTION_OF: Mapping[str, DriftAction] = {a.value: a for a in DriftAction}
+
+#: A :class:`DriftAssessment` as plain values: ``(score, the five signals in SIGNAL_WEIGHTS order,
+#: severity value, action value, explanation, step_number, timestamp)``. Histories keep this form:
+#: the garbage collector stops tracking a tuple of plain values, so a service holding many goals does
+#: not traverse their assessments on every full collection. It is one level deep on purpose: a young
+#: collection untracks a tuple only once the tuples inside it are untracked, one level per collection.
+DriftFlat = tuple[float, float, float, float, float, float, str, str, str, int, float]
 
 
 def severity_for_score(score: float) -> DriftSeverity:
@@ -205,6 +215,41 @@ class DriftAssessment:
             "recommended_action": self.recommended_action.value,
         }
 
+    def flat(self) -> DriftFlat:
+        """The assessment as a tuple of plain values (see :data:`DriftFlat`); :meth:`unflat` inverts it."""
+        s = self.signals
+        return (
+            self.score, s.goal_relevance, s.token_budget_ratio, s.topic_divergence, s.output_quality_trend,
+            s.prediction_surprise, _SEVERITY_TEXT[self.severity], _ACTION_TEXT[self.recommended_action],
+            self.explanation, self.step_number, self.timestamp,
+        )  # fmt: skip
+
+    @classmethod
+    def unflat(cls, flat: DriftFlat) -> DriftAssessment:
+        """Inverse of :meth:`flat`."""
+        return cls(
+            flat[0],
+            DriftSignals(flat[1], flat[2], flat[3], flat[4], flat[5]),
+            _SEVERITY_OF[flat[6]],
+            _ACTION_OF[flat[7]],
+            flat[8],
+            flat[9],
+            flat[10],
+        )
+
+    @staticmethod
+    def flat_dict(flat: DriftFlat) -> dict[str, Any]:
+        """``unflat(flat).to_dict()`` without building the objects (snapshots write one per record)."""
+        return {
+            "score": flat[0],
+            "signals": dict(zip(_NAMES, flat[1:6], strict=True)),
+            "severity": flat[6],
+            "recommended_action": flat[7],
+            "explanation": flat[8],
+            "step_number": flat[9],
+            "timestamp": flat[10],
+        }
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftAssessment:
         """Inverse of :meth:`to_dict`; raises SnapshotError on a malformed dict."""
@@ -259,10 +304,11 @@ class DriftEngine:
         self._consecutive_limit = config_int("consecutive_drift_threshold", consecutive_drift_threshold, 1)
         self._embedder = embedder
         self._dna = self._new_dna(*config_goal(goal, plan))
-        self._context: deque[frozenset[str]] = deque()
+        # Each step's words as a tuple: the collector stops tracking a tuple of strings.
+        self._context: deque[tuple[str, ...]] = deque()
         self._context_counts: dict[str, int] = {}
         self._lengths: deque[int] = deque(maxlen=self._window)
-        self._history: deque[DriftAssessment] = deque(maxlen=config_int("max_history", max_history, 1))
+        self._history: deque[DriftFlat] = deque(maxlen=config_int("max_history", max_history, 1))
         self._step = 0
         self._tokens = 0
         self._surprise = 0.0
@@ -359,7 +405,7 @@ class DriftEngine:
                     self._context_counts[w] = left
                 else:
                     del self._context_counts[w]
-        self._context.append(words)
+        self._context.append(tuple(words))
         for w in words:
             self._context_counts[w] = self._context_counts.get(w, 0) + 1
 
@@ -469,7 +515,7 @@ class DriftEngine:
         if length:
             # Many tools return nothing (think, acknowledge); silence is no evidence of collapse.
             self._lengths.append(length)
-        self._history.append(assessment)
+        self._history.append(assessment.flat())
         return assessment
 
     def observe_context(self, text: str) -> None:
@@ -504,11 +550,11 @@ class DriftEngine:
         """
         check_count("last_n", last_n, 1)
         recent = list(self._history)[-last_n:]
-        return sum(a.score for a in recent) / len(recent) if recent else 0.0
+        return sum(a[0] for a in recent) / len(recent) if recent else 0.0
 
     def get_history(self) -> list[DriftAssessment]:
         """The retained assessments, oldest first (at most :attr:`max_history`)."""
-        return list(self._history)
+        return [DriftAssessment.unflat(a) for a in self._history]
 
     @property
     def max_history(self) -> int:
@@ -540,7 +586,7 @@ class DriftEngine:
             "context": [sorted(words) for words in self._context],
             "lengths": list(self._lengths),
             "max_history": self.max_history,
-            "history": [a.to_dict() for a in self._history],
+            "history": [DriftAssessment.flat_dict(a) for a in self._history],
             "step": self._step,
             "tokens": self._tokens,
             "surprise": self._surprise,
@@ -572,7 +618,7 @@ class DriftEngine:
             for words in field(d, "context", list, k):
                 obj._push_context(frozenset(check_str("context", w) for w in words))
             obj._lengths.extend(check_count("lengths", n) for n in field(d, "lengths", list, k))
-            obj._history.extend(DriftAssessment.from_dict(a) for a in field(d, "history", list, k))
+            obj._history.extend(DriftAssessment.from_dict(a).flat() for a in field(d, "history", list, k))
             obj._step = check_count("step", field(d, "step", int, k))
             obj._tokens = check_count("tokens", field(d, "tokens", int, k))
             obj._surprise = snapshot_number(field(d, "surprise", float, k))

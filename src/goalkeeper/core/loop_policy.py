@@ -30,6 +30,8 @@ from .loop_peers import (
     ToolCallStreakRule,
 )
 from .loop_rules import (
+    LOOP_TYPE_OF,
+    LOOP_TYPE_TEXT,
     DeadEndDetector,
     Detector,
     ExactHashDetector,
@@ -37,6 +39,7 @@ from .loop_rules import (
     LoopType,
     OscillationDetector,
     SemanticJaccardDetector,
+    SignalFlat,
 )
 
 __all__ = [
@@ -314,6 +317,31 @@ def recommend_action(loop_type: LoopType, combined: float, repeat_count: int) ->
     return LoopAction.REPLAN
 
 
+#: ``Escalation.value`` by member, without the enum property's Python-level lookup (a hot path).
+ESCALATION_TEXT: Mapping[Escalation, str] = {e: e.value for e in Escalation}
+ESCALATION_OF: Mapping[str, Escalation] = {e.value: e for e in Escalation}
+_LOOP_ACTION_TEXT: Mapping[LoopAction, str] = {a: a.value for a in LoopAction}
+_LOOP_ACTION_OF: Mapping[str, LoopAction] = {a.value: a for a in LoopAction}
+
+#: A :class:`LoopEvent` as plain values, in field order: enum members as their values, the signals'
+#: :data:`~goalkeeper.core.loop_rules.SignalFlat` values one after another in a single tuple (six per
+#: signal; nesting them would take the collector one more collection to untrack). The loop history
+#: keeps this form: the garbage collector stops tracking a tuple of plain values, so a service holding
+#: many goals does not traverse their loop events on every full collection.
+EventFlat = tuple[str, tuple[Any, ...], float, tuple[str, ...], str, int, str, str, str, int, float]
+
+
+def _signal_flats(values: tuple[Any, ...]) -> list[SignalFlat]:
+    """Split an :data:`EventFlat`'s run of signal values into one :data:`SignalFlat` per signal."""
+    return [values[i : i + 6] for i in range(0, len(values), 6)]
+
+
+_EVENT_KEYS = (
+    "loop_type", "signals", "combined_confidence", "tried_approaches", "recommended_action", "step_number",
+    "escalation", "message", "fingerprint", "ordinal", "loop_risk",
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class LoopEvent:
     """One detected loop: the fused signals and what to do about it.
@@ -351,6 +379,39 @@ class LoopEvent:
         data["tried_approaches"] = list(self.tried_approaches)
         for key in ("loop_type", "recommended_action", "escalation"):
             data[key] = str(data[key])
+        return data
+
+    def flat(self) -> EventFlat:
+        """The event as a tuple of plain values (see :data:`EventFlat`); :meth:`unflat` inverts it."""
+        return (
+            LOOP_TYPE_TEXT[self.loop_type],
+            tuple([value for s in self.signals for value in s.flat()]),
+            self.combined_confidence,
+            self.tried_approaches,
+            _LOOP_ACTION_TEXT[self.recommended_action],
+            self.step_number,
+            ESCALATION_TEXT[self.escalation],
+            self.message,
+            self.fingerprint,
+            self.ordinal,
+            self.loop_risk,
+        )
+
+    @classmethod
+    def unflat(cls, flat: EventFlat) -> LoopEvent:
+        """Inverse of :meth:`flat`."""
+        kind, signals, confidence, tried, action, step, level, message, fingerprint, ordinal, risk = flat
+        return cls(
+            LOOP_TYPE_OF[kind], tuple([LoopSignal.unflat(s) for s in _signal_flats(signals)]), confidence,
+            tried, _LOOP_ACTION_OF[action], step, ESCALATION_OF[level], message, fingerprint, ordinal, risk,
+        )  # fmt: skip
+
+    @staticmethod
+    def flat_dict(flat: EventFlat) -> dict[str, Any]:
+        """``unflat(flat).to_dict()`` without building the objects (snapshots write one per record)."""
+        data = dict(zip(_EVENT_KEYS, flat, strict=True))
+        data["signals"] = [LoopSignal.flat_dict(s) for s in _signal_flats(flat[1])]
+        data["tried_approaches"] = list(flat[3])
         return data
 
     @classmethod

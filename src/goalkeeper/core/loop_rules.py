@@ -24,7 +24,6 @@ from typing import Any, ClassVar, Self
 from ..errors import ConfigurationError, SnapshotError
 from . import _snapshot
 from .loop_keys import StepFacts
-from .text import jaccard
 
 __all__ = [
     "DeadEndDetector",
@@ -52,6 +51,15 @@ class LoopType(StrEnum):
     CONTEXT_WINDOW = "context_window_error"
     TOOL_CALL_STREAK = "consecutive_identical_tool_calls"
     REENTRY = "loop_reentry"
+
+
+LOOP_TYPE_TEXT: Mapping[LoopType, str] = {t: t.value for t in LoopType}
+LOOP_TYPE_OF: Mapping[str, LoopType] = {t.value: t for t in LoopType}
+
+#: A :class:`LoopSignal` as plain values, in field order with the loop type as its value. Histories
+#: keep this form: the garbage collector stops tracking a tuple of plain values.
+SignalFlat = tuple[str, float, str, str, int, float]
+_SIGNAL_KEYS = ("detector_name", "confidence", "evidence", "loop_type", "repeat_count", "timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +92,22 @@ class LoopSignal:
             "repeat_count": self.repeat_count,
             "timestamp": self.timestamp,
         }
+
+    def flat(self) -> SignalFlat:
+        """The signal as a tuple of plain values (see :data:`SignalFlat`); :meth:`unflat` inverts it."""
+        kind = LOOP_TYPE_TEXT[self.loop_type]
+        return (self.detector_name, self.confidence, self.evidence, kind, self.repeat_count, self.timestamp)
+
+    @classmethod
+    def unflat(cls, flat: SignalFlat) -> LoopSignal:
+        """Inverse of :meth:`flat`."""
+        name, confidence, evidence, loop_type, repeat_count, timestamp = flat
+        return cls(name, confidence, evidence, LOOP_TYPE_OF[loop_type], repeat_count, timestamp)
+
+    @staticmethod
+    def flat_dict(flat: SignalFlat) -> dict[str, Any]:
+        """``unflat(flat).to_dict()`` without building the object."""
+        return dict(zip(_SIGNAL_KEYS, flat, strict=True))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoopSignal:
@@ -242,9 +266,10 @@ def _from_json(template: Any, value: Any) -> Any:
 
 
 def _entry(value: Any) -> Any:
-    # Window entries are scalars or short lists of scalars; lists inside entries are token sets.
+    # Window entries are scalars or short lists of scalars; lists inside entries are token sets,
+    # kept as sorted tuples of distinct tokens.
     if isinstance(value, list):
-        return tuple(frozenset(v) if isinstance(v, list) else v for v in value)
+        return tuple(tuple(sorted(set(v))) if isinstance(v, list) else v for v in value)
     if value is not None and not isinstance(value, (str, int, float)):
         raise TypeError(f"unexpected entry {value!r}")
     return value
@@ -360,7 +385,7 @@ class SemanticJaccardDetector(Detector):
         self.min_similar = _positive("semantic_min_similar", min_similar)
         self.window = _positive("semantic_window", window)
         self.progress_aware = bool(progress_aware)
-        self._window: deque[tuple[str, str, frozenset[str], int]] = deque(maxlen=self.window)
+        self._window: deque[tuple[str, str, tuple[str, ...], int]] = deque(maxlen=self.window)
         self._families: dict[str, int] = {}  # family -> entries in the window, to skip the scan
 
     def on_step(self, facts: StepFacts, now: float) -> LoopSignal | None:
@@ -374,10 +399,14 @@ class SemanticJaccardDetector(Detector):
                 if f != family or e != echo or not size:
                     continue
                 # Equal sets are the common case in a loop; otherwise Jaccard can exceed the
-                # threshold only if the size ratio does, which is cheaper to check first.
-                if t != toks:
-                    other = len(t)
-                    if min(size, other) <= threshold * max(size, other) or jaccard(t, toks) <= threshold:
+                # threshold only if the size ratio does, which is cheaper to check first. ``t`` is
+                # a tuple of distinct tokens: |toks & t| is what jaccard() would count.
+                other = len(t)
+                if other != size or not toks.issuperset(t):
+                    if min(size, other) <= threshold * max(size, other):
+                        continue
+                    inter = len(toks.intersection(t))
+                    if inter / (size + other - inter) <= threshold:
                         continue
                 similar += 1
                 recent += seq >= since
@@ -391,7 +420,9 @@ class SemanticJaccardDetector(Detector):
             families[old] -= 1
             if not families[old]:
                 del families[old]
-        window.append((family, echo, toks, self._seq))
+        # The window keeps each token set as a sorted tuple: the garbage collector stops tracking a
+        # tuple of strings (a frozenset stays tracked), and the snapshot writes it as it is.
+        window.append((family, echo, tuple(sorted(toks)), self._seq))
         families[family] = families.get(family, 0) + 1
         self._seq += 1
         if similar < self.min_similar:

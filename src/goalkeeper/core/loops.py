@@ -38,6 +38,7 @@ from .loop_policy import (
     RISK_BANDS,
     TRIED_APPROACHES,
     Escalation,
+    EventFlat,
     Keying,
     LoopAction,
     LoopEvent,
@@ -110,7 +111,7 @@ class MultiResolutionLoopDetector:
         self._use(self.policy.detectors())
         self._step_number = 0
         self._total_loops = 0
-        self._history: deque[LoopEvent] = deque(maxlen=self.policy.history_size)
+        self._history: deque[EventFlat] = deque(maxlen=self.policy.history_size)
         self._time = 0.0
         self._risk = 0.0
         self._level = Escalation.NONE
@@ -142,7 +143,7 @@ class MultiResolutionLoopDetector:
     @property
     def loop_history(self) -> tuple[LoopEvent, ...]:
         """The most recent loop events, oldest first (at most ``policy.history_size``)."""
-        return tuple(self._history)
+        return tuple([LoopEvent.unflat(e) for e in self._history])
 
     @property
     def tried_approaches(self) -> tuple[str, ...]:
@@ -247,7 +248,7 @@ class MultiResolutionLoopDetector:
             "step_number": self._step_number,
             "total_loops_detected": self._total_loops,
             "loop_history_size": len(self._history),
-            "recent_loop_types": [e.loop_type.value for e in list(self._history)[-5:]],
+            "recent_loop_types": [e[0] for e in list(self._history)[-5:]],
         }
 
     # -- internals --------------------------------------------------------------------------------
@@ -371,7 +372,7 @@ class MultiResolutionLoopDetector:
             ordinal,
             self._risk,
         )
-        self._history.append(event)
+        self._history.append(event.flat())
         self._total_loops += 1
         return event
 
@@ -384,7 +385,7 @@ class MultiResolutionLoopDetector:
             policy=self.policy.to_dict(),
             step_number=self._step_number,
             total_loops=self._total_loops,
-            history=[e.to_dict() for e in self._history],
+            history=[LoopEvent.flat_dict(e) for e in self._history],
             time=self._time,
             risk=self._risk,
             level=self._level.value,
@@ -421,7 +422,7 @@ class MultiResolutionLoopDetector:
                 f"{kind} snapshot has {len(detectors)} detectors, the policy needs {len(obj._detectors)}"
             )
         obj._use([type(d).restore(s) for d, s in zip(obj._detectors, detectors, strict=True)])
-        obj._history.extend(LoopEvent.from_dict(e) for e in get(snap, "history", list, kind))
+        obj._history.extend(LoopEvent.from_dict(e).flat() for e in get(snap, "history", list, kind))
         obj._step_number = get(snap, "step_number", int, kind)
         obj._total_loops = get(snap, "total_loops", int, kind)
         obj._time = get(snap, "time", float, kind)

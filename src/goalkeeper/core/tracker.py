@@ -52,7 +52,8 @@ from .decision import (
     Action,
     decide,
 )
-from .drift import ENGINE_HISTORY, DriftAssessment, DriftEngine
+from .drift import ENGINE_HISTORY, DriftAssessment, DriftEngine, DriftFlat
+from .loop_policy import ESCALATION_OF, ESCALATION_TEXT, EventFlat
 from .loops import Escalation, LoopEvent, MultiResolutionLoopDetector
 from .routing import DualProcessRouter, ProcessType
 from .step_words import StepWordMemo, WordFeatures
@@ -135,6 +136,51 @@ class StepVerification:
         data["drift"] = self.drift.to_dict() if self.drift else None
         return data
 
+    def flat(self, drift: DriftFlat | None = None, event: EventFlat | None = None) -> VerdictFlat:
+        """The verdict as a tuple of plain values (see :data:`VerdictFlat`); :meth:`unflat` inverts it.
+
+        ``drift`` and ``event`` are ``self.drift.flat()`` and ``self.loop_event.flat()`` when the
+        caller already has them (the drift engine's and loop detector's history entries), so the
+        histories share one tuple.
+        """
+        if drift is None and self.drift is not None:
+            drift = self.drift.flat()
+        if event is None and self.loop_event is not None:
+            event = self.loop_event.flat()
+        return (
+            self.aligned, self.alignment_score, self.drift_delta, self.progress_delta, self.reasoning,
+            self.recommended_action, self.step_number, self.progress, self.drift_score, self.loop_risk,
+            ESCALATION_TEXT[self.escalation], self.nudge, _PROCESS_TEXT[self.process], self.rule,
+            event, drift, self.llm_score,
+        )  # fmt: skip
+
+    @classmethod
+    def unflat(cls, flat: VerdictFlat) -> StepVerification:
+        """Inverse of :meth:`flat`."""
+        event, drift = flat[14], flat[15]
+        return cls(
+            *flat[:10],
+            ESCALATION_OF[flat[10]],
+            flat[11],
+            _PROCESS_OF[flat[12]],
+            flat[13],
+            None if event is None else LoopEvent.unflat(event),
+            None if drift is None else DriftAssessment.unflat(drift),
+            flat[16],
+        )
+
+
+#: A :class:`StepVerification` as plain values, in field order: enum members as their values, the
+#: loop event and drift assessment as their flat tuples. The tracker's ``verifications`` view keeps
+#: this form: the garbage collector stops tracking a tuple of plain values, so a service holding many
+#: goals does not traverse their verdicts on every full collection.
+VerdictFlat = tuple[
+    bool, float, float, float, str, Action, int, float, float, float, str, "str | None", str, str,
+    "EventFlat | None", "DriftFlat | None", "float | None",
+]  # fmt: skip
+_PROCESS_TEXT: dict[ProcessType, str] = {p: p.value for p in ProcessType}
+_PROCESS_OF: dict[str, ProcessType] = {p.value: p for p in ProcessType}
+
 
 @dataclass(slots=True)
 class _Pending:
@@ -145,10 +191,6 @@ class _Pending:
     heuristic: float
     prompt: str | None
     words: WordFeatures
-
-
-#: ``Escalation.value`` by member, without the enum property's Python-level lookup (a hot path).
-_ESCALATION_TEXT: dict[Escalation, str] = {e: e.value for e in Escalation}
 
 
 def _drop_oldest(window: deque[str], counts: dict[str, int]) -> None:
@@ -248,7 +290,7 @@ class GoalTracker:
         self._replanned_off_track = False
         self._first_ts: float | None = None
         self._last_ts = 0.0
-        self._verifications: deque[StepVerification] = deque(maxlen=self._verification_history)
+        self._verifications: deque[VerdictFlat] = deque(maxlen=self._verification_history)
         self._align_sum = 0.0
         self._align_n = 0
         self._hashes: deque[str] = deque(maxlen=STATE_HASH_HISTORY)
@@ -339,7 +381,7 @@ class GoalTracker:
         A view for inspection in this process: it is not part of :meth:`snapshot` (the durable step
         log belongs to a store), so a restored tracker starts with an empty view.
         """
-        return tuple(self._verifications)
+        return tuple([StepVerification.unflat(v) for v in self._verifications])
 
     def get_summary(self) -> dict[str, Any]:
         """The reference's 10-key summary."""
@@ -589,7 +631,9 @@ class GoalTracker:
             drift=assessment,
             llm_score=llm_score,
         )
-        self._verifications.append(verdict)
+        # Share the history entries the drift engine and the loop detector just appended.
+        shared_event = None if event is None else self.loops._history[-1]
+        self._verifications.append(verdict.flat(self.drift_engine._history[-1], shared_event))
         self._verified_total += 1
         return verdict
 
@@ -712,7 +756,7 @@ class GoalTracker:
         text = (
             f"{action}: {rule}; alignment {alignment:.2f} ({'aligned' if aligned else 'not aligned'}), "
             f"drift {self._drift:.2f}, progress {self._progress:.2f}, stall {self._stall}, "
-            f"loop risk {loops.loop_risk:.2f} ({_ESCALATION_TEXT[loops.escalation]})"
+            f"loop risk {loops.loop_risk:.2f} ({ESCALATION_TEXT[loops.escalation]})"
         )
         return text + "; " + "; ".join(notes) if notes else text
 
