@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -200,8 +201,7 @@ class RedisStreamsConsumer(ConsumerBase):
                 break
             start = self._claim_from[part]
             reply = await self._retrying(
-                "XAUTOCLAIM",
-                lambda: client.xautoclaim(key, self.group, self.name, self._vt_ms, start, left),  # noqa: B023
+                "XAUTOCLAIM", partial(client.xautoclaim, key, self.group, self.name, self._vt_ms, start, left)
             )
             cursor, entries = reply[0], [(i, f) for i, f in reply[1] if f]
             self._claim_from[part] = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
@@ -209,8 +209,7 @@ class RedisStreamsConsumer(ConsumerBase):
                 continue
             first, last, limit = entries[0][0], entries[-1][0], len(entries) + self.in_flight + 1
             pending = await self._retrying(
-                "XPENDING",
-                lambda: client.xpending_range(key, self.group, first, last, limit, self.name),  # noqa: B023
+                "XPENDING", partial(client.xpending_range, key, self.group, first, last, limit, self.name)
             )
             counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
             for i, f in entries:
@@ -232,9 +231,7 @@ class RedisStreamsConsumer(ConsumerBase):
             while len(out) < room:
                 reply = await self._retrying(
                     "XREADGROUP",
-                    lambda: client.xreadgroup(  # noqa: B023
-                        self.group, self.name, {key: start}, count=_PEL_PAGE  # noqa: B023
-                    ),
+                    partial(client.xreadgroup, self.group, self.name, {key: start}, count=_PEL_PAGE),
                 )
                 entries = [entry for _, got in _streams(reply) for entry in got]
                 for i, f in entries:
@@ -271,12 +268,10 @@ class RedisStreamsConsumer(ConsumerBase):
             # BLOCK 0 would block forever; cap each wait so reclaiming keeps its rhythm.
             block = None if out or remaining < 0.001 else int(min(remaining, self._claim_every) * 1000) or 1
             streams: dict[Any, Any] = {self._keys[p]: ">" for p in chosen}
-            reply = await self._once(
-                "XREADGROUP",
-                lambda: self._bus.reads.xreadgroup(  # noqa: B023
-                    self.group, self.name, streams, count=count, block=block  # noqa: B023
-                ),
+            read = partial(
+                self._bus.reads.xreadgroup, self.group, self.name, streams, count=count, block=block
             )
+            reply = await self._once("XREADGROUP", read)
             if reply is _LOST:
                 if loop.time() >= deadline:
                     break

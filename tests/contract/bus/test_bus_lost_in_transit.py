@@ -33,7 +33,9 @@ VISIBILITY = 2.0
         pytest.param("nats", marks=pytest.mark.nats),
     ]
 )
-async def setup(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, CuttingProxy, Transport, Transport]]:
+async def setup(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[str, CuttingProxy, Transport, Transport]]:
     """(kind, proxy, bus straight to the server, bus through the proxy) on a fresh prefix."""
     kind: str = request.param
     base = require(kind)
@@ -52,14 +54,15 @@ async def setup(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Cutt
         with contextlib.suppress(Exception):
             await via.close()
         await proxy.close()
+        raw: Any = direct
         if kind == "redis":
-            client: Any = getattr(direct, "client")
+            client = raw.client
             keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
             if keys:
                 await client.delete(*keys)
         else:
             with contextlib.suppress(Exception):
-                await getattr(direct, "js").delete_stream(f"{prefix}_bus_0")
+                await raw.js.delete_stream(f"{prefix}_bus_0")
         await direct.close()
 
 
