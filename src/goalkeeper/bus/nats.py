@@ -28,6 +28,14 @@ after newer ones. :meth:`NatsJetStreamBus.rewind` is the way back to publish ord
 owner of a partition (the worker calls it for every consumer it builds): it deletes the group's
 durable consumer, and since a work-queue stream stores exactly the messages not acked yet, the
 next consumer delivers all of them from the oldest, in publish order, before anything newer.
+
+Deliveries lost in transit: when the connection is cut while the server sends the messages of a pull
+request, they stay pending at the server and come back only after ``ack_wait``. A consumer delivers
+new messages in stream order, so the loss shows as a gap: after a reconnect, a first delivery whose
+stream sequence is beyond the next one expected. The consumer then holds back that partition's new
+deliveries (keeping them alive with "+WPI") until every message of the gap has come back (as a
+redelivery, handed out at once) and releases them after it, in order; a message of the gap that
+never comes back (another member of the group took it) stops the hold after twice ``ack_wait``.
 """
 
 from __future__ import annotations
@@ -97,6 +105,16 @@ class NatsConsumer(ConsumerBase):
         self._subs: list[Subscription] = []
         # Share the in-flight bound evenly so one busy partition cannot starve the others.
         self._per_pull = max(1, min(_PULL, self.options.max_in_flight // len(partitions)))
+        # Lost in transit (see the module docstring), per partition: the stream sequence of the
+        # newest first delivery seen, the client's reconnect count then, the sequences of a gap
+        # not back yet, the new deliveries held back behind them, and when to stop waiting.
+        self._newest: dict[int, int] = dict.fromkeys(partitions, 0)
+        self._reconnects: dict[int, int] = dict.fromkeys(partitions, 0)
+        self._missing: dict[int, set[int]] = {}
+        self._waiting: dict[int, list[Msg]] = {}
+        self._give_up: dict[int, float] = {}
+        self._keeper: asyncio.Task[None] | None = None
+        self._touching: set[asyncio.Task[None]] = set()
 
     async def setup(self) -> None:
         """Create (or bind to) a durable pull consumer per partition and start its puller."""
@@ -113,11 +131,12 @@ class NatsConsumer(ConsumerBase):
             )
             with translate_errors(f"nats: creating consumer {durable} failed", _ERRORS):
                 try:
-                    await bus.js.add_consumer(bus.stream(part), config)
+                    info = await bus.js.add_consumer(bus.stream(part), config)
                 except BadRequestError:
-                    await bus.js.consumer_info(
-                        bus.stream(part), durable
-                    )  # exists with other settings: use it
+                    # Exists with other settings: use it.
+                    info = await bus.js.consumer_info(bus.stream(part), durable)
+                self._newest[part] = info.delivered.stream_seq if info.delivered else 0
+                self._reconnects[part] = bus.nc.stats["reconnects"]
                 inbox = bus.nc.new_inbox()
                 sub = await bus.nc.subscribe(inbox, cb=self._receiver(part))
             self._subs.append(sub)
@@ -136,13 +155,75 @@ class NatsConsumer(ConsumerBase):
                 with contextlib.suppress(*_ERRORS):
                     await msg.nak()
                 return
-            self._buffer.append((part, msg))
+            self._admit(part, msg)
             self._open[part] = max(0, self._open[part] - 1)
             if self._open[part] == 0:
                 self._ended[part].set()
             self._arrived.set()
 
         return receive
+
+    def _admit(self, part: int, msg: Msg) -> None:
+        """Buffer a received message, or hold it back behind deliveries lost in transit."""
+        meta = msg.metadata
+        seq, missing = meta.sequence.stream, self._missing.get(part)
+        if missing is not None:
+            missing.discard(seq)
+        if meta.num_delivered == 1:
+            reconnects = self._bus.nc.stats["reconnects"]
+            if seq > self._newest[part] + 1 and reconnects != self._reconnects[part]:
+                # New deliveries come in stream order: those between the newest one we got before
+                # the reconnect and this one were lost in transit (at most max_in_flight of them,
+                # the server's max_ack_pending) and are redelivered after ack_wait. Hold back.
+                first = max(self._newest[part] + 1, seq - self.options.max_in_flight)
+                self._missing.setdefault(part, set()).update(range(first, seq))
+                self._give_up[part] = (
+                    asyncio.get_running_loop().time() + 2 * self.options.visibility_timeout + 1.0
+                )
+                if self._keeper is None or self._keeper.done():
+                    self._keeper = asyncio.create_task(self._keep_waiting(), name="goalkeeper-nats-held")
+            self._reconnects[part] = reconnects
+            self._newest[part] = max(self._newest[part], seq)
+            if self._missing.get(part):
+                self._waiting.setdefault(part, []).append(msg)
+                return
+        self._buffer.append((part, msg))
+        if part in self._missing and not self._missing[part]:
+            self._release(part)
+
+    def _release(self, part: int) -> None:
+        """The lost deliveries of ``part`` are back (or given up on): hand out what waited."""
+        self._missing.pop(part, None)
+        self._give_up.pop(part, None)
+        waiting = self._waiting.pop(part, [])
+        self._buffer.extend((part, msg) for msg in waiting)
+        for msg in waiting:  # a full ack_wait from now, as if just delivered
+            self._touch_later(msg)
+
+    def _touch_later(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._quietly(msg.in_progress()))
+        self._touching.add(task)
+        task.add_done_callback(self._touching.discard)
+
+    @staticmethod
+    async def _quietly(call: Awaitable[None]) -> None:
+        with contextlib.suppress(*_ERRORS):
+            await call
+
+    async def _keep_waiting(self) -> None:
+        """While deliveries are held back: keep them from timing out, and stop waiting when due."""
+        loop = asyncio.get_running_loop()
+        every = self.options.visibility_timeout / 3
+        while self._missing and not self._draining:
+            until = min(self._give_up.values(), default=loop.time())
+            await asyncio.sleep(max(0.01, min(every, until - loop.time())))
+            now = loop.time()
+            for part in [p for p, t in self._give_up.items() if t <= now]:
+                self._release(part)
+                self._arrived.set()
+            for msgs in self._waiting.values():
+                for msg in msgs:
+                    await self._quietly(msg.in_progress())
 
     async def _pull(self, part: int, durable: str, inbox: str) -> None:
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._bus.stream(part)}.{durable}"
@@ -220,12 +301,16 @@ class NatsConsumer(ConsumerBase):
         open_requests = [part for part in self.partitions if not self._ended[part].is_set()]
         self._demand.set()
         self._freed.set()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._keeper] if self._keeper else []), *self._touching]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        # Buffered but never handed out: give them back at once rather than after ack_wait.
-        unsent = [self._delivery(part, msg) for part, msg in self._buffer]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Buffered or held back but never handed out: give them back at once, not after ack_wait.
+        held = [(part, msg) for part, msgs in self._waiting.items() for msg in msgs]
+        unsent = [self._delivery(part, msg) for part, msg in [*self._buffer, *held]]
         self._buffer.clear()
+        self._waiting.clear()
+        self._missing.clear()
         with contextlib.suppress(BusError):
             await self._nack(leftover + unsent, 0.0)
         # Keep the inbox until the open pull requests expire, so what they still deliver is

@@ -10,6 +10,13 @@ Layout under ``prefix`` (default ``goalkeeper``)::
   for backpressure.
 * Consumers read with ``XREADGROUP`` (one call for all owned partitions) and reclaim deliveries of
   dead consumers with ``XAUTOCLAIM`` once they are idle for ``visibility_timeout``.
+* A fetch whose reply is lost in transit (the connection cut after Redis executed ``XREADGROUP >``
+  or ``XAUTOCLAIM``) leaves entries in this consumer's own pending list that it never saw. The
+  consumer's reads therefore go through a client of their own that the driver never retries: after
+  any connection error (or a cancelled read) the consumer first re-reads its own pending list
+  (``XREADGROUP ... STREAMS key 0``) and hands out, oldest first and marked redelivered, the entries
+  it neither holds nor gave back, and only then reads ``>`` again: newer entries never overtake
+  the lost ones.
 * ``ack`` runs ``XACK`` and then trims the stream below the oldest entry any group still needs
   (``XINFO GROUPS`` + ``XPENDING`` + ``XTRIM MINID`` in one script), so several groups can share
   the streams safely and the stream length stays the real backlog.
@@ -25,12 +32,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -51,6 +59,10 @@ from goalkeeper.ports.bus import Delivery
 __all__ = ["RedisStreamsBus"]
 
 _ERRORS = (RedisError, OSError)
+# The connection broke: the command may have run at the server with its reply lost.
+_CUT = (RedisConnectionError, RedisTimeoutError, OSError)
+_LOST = object()  # a read whose reply was lost (see RedisStreamsConsumer._once)
+_PEL_PAGE = 200  # pending entries per XREADGROUP history read
 _CHUNK = 500  # rows per pipeline: also the most a partition can overshoot max_backlog by
 
 _PUBLISH = """
@@ -117,6 +129,13 @@ class RedisStreamsConsumer(ConsumerBase):
         self._vt_ms = int(self.options.visibility_timeout * 1000)
         # Reclaim often enough that a dead consumer's entries come back soon after they time out.
         self._claim_every = min(1.0, self.options.visibility_timeout / 4)
+        # A read's reply may have been lost: re-read our own pending list before reading ">" again.
+        self._recover = False
+        self._failing_since: float | None = None
+        self._failures = 0
+        # (partition, id) -> loop time it is due back: nacked entries still in our pending list,
+        # which the pending-list re-read must leave to XAUTOCLAIM until their delay is over.
+        self._given_back: dict[tuple[int, str], float] = {}
 
     async def setup(self) -> None:
         """Create the consumer group on every owned stream (reading from the beginning)."""
@@ -138,32 +157,93 @@ class RedisStreamsConsumer(ConsumerBase):
             decode_payload(fields[b"d"]), redelivered,
         )  # fmt: skip
 
+    async def _once(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one read-side command (never retried by the driver); ``_LOST`` if its reply was lost.
+
+        On a connection error the command may have run at the server (entries moved into our
+        pending list) with its reply lost: mark the pending list for a re-read and back off. Past
+        ``reconnect_timeout`` seconds of failures, raise ``BusError``.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            reply = await call()
+        except _CUT as exc:
+            self._recover = True
+            now = loop.time()
+            if self._failing_since is None:
+                self._failing_since, self._failures = now, 0
+            elif now - self._failing_since > self.options.reconnect_timeout:
+                self._failing_since = None
+                raise BusError(f"redis: {what} failed: {type(exc).__name__}: {exc}") from exc
+            self._failures += 1
+            await asyncio.sleep(min(0.5, 0.02 * 2**self._failures))
+            return _LOST
+        except RedisError as exc:
+            raise BusError(f"redis: {what} failed: {type(exc).__name__}: {exc}") from exc
+        except asyncio.CancelledError:
+            self._recover = True  # cancelled while waiting for the reply: it may be lost
+            raise
+        self._failing_since = None
+        return reply
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run an idempotent read-side command until it gets through (see :meth:`_once`)."""
+        while (reply := await self._once(what, call)) is _LOST:
+            pass
+        return reply
+
     async def _reclaim(self, room: int) -> list[Delivery]:
         """XAUTOCLAIM entries idle for the visibility timeout (dead consumers, nacks)."""
-        client, out = self._bus.client, list[Delivery]()
+        client, out = self._bus.reads, list[Delivery]()
         for part, key in self._keys.items():
             left = room - len(out)
             if left <= 0:
                 break
-            with translate_errors("redis: XAUTOCLAIM failed", _ERRORS):
-                reply = await client.xautoclaim(
-                    key, self.group, self.name, self._vt_ms, self._claim_from[part], left
-                )
-                cursor, entries = reply[0], [(i, f) for i, f in reply[1] if f]
-                self._claim_from[part] = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
-                if not entries:
-                    continue
-                pending = await client.xpending_range(
-                    key,
-                    self.group,
-                    entries[0][0],
-                    entries[-1][0],
-                    len(entries) + self.in_flight + 1,
-                    self.name,
-                )
+            start = self._claim_from[part]
+            reply = await self._retrying(
+                "XAUTOCLAIM", partial(client.xautoclaim, key, self.group, self.name, self._vt_ms, start, left)
+            )
+            cursor, entries = reply[0], [(i, f) for i, f in reply[1] if f]
+            self._claim_from[part] = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+            if not entries:
+                continue
+            first, last, limit = entries[0][0], entries[-1][0], len(entries) + self.in_flight + 1
+            pending = await self._retrying(
+                "XPENDING", partial(client.xpending_range, key, self.group, first, last, limit, self.name)
+            )
             counts = {p["message_id"]: int(p["times_delivered"]) for p in pending}
-            out.extend(self._delivery(part, i, f, max(1, counts.get(i, 2) - 1)) for i, f in entries)
+            for i, f in entries:
+                self._given_back.pop((part, i.decode()), None)
+                out.append(self._delivery(part, i, f, max(1, counts.get(i, 2) - 1)))
         return out
+
+    async def _lost(self, room: int) -> list[Delivery]:
+        """Up to ``room`` entries of our own pending list that we neither hold nor gave back.
+
+        They are there because a read's reply was lost in transit. Re-reading them (``XREADGROUP``
+        with id ``0``) counts a delivery and restarts their idle time, as a reclaim would.
+        """
+        client, out = self._bus.reads, list[Delivery]()
+        now = asyncio.get_running_loop().time()
+        self._given_back = {k: due for k, due in self._given_back.items() if due > now}
+        for part, key in self._keys.items():
+            start: bytes | str = "0-0"
+            while len(out) < room:
+                reply = await self._retrying(
+                    "XREADGROUP",
+                    partial(client.xreadgroup, self.group, self.name, {key: start}, count=_PEL_PAGE),
+                )
+                entries = [entry for _, got in _streams(reply) for entry in got]
+                for i, f in entries:
+                    at = (part, i.decode())
+                    if f and at not in self._held and at not in self._given_back:
+                        out.append(self._delivery(part, i, f, 1))
+                if len(entries) < _PEL_PAGE:
+                    break
+                start = entries[-1][0]
+        # A full room may have left some behind: look again on the next fetch.
+        self._recover = len(out) >= room
+        return out[:room]
 
     async def _fetch(self, room: int, deadline: float) -> list[Delivery]:
         loop = asyncio.get_running_loop()
@@ -172,6 +252,12 @@ class RedisStreamsConsumer(ConsumerBase):
             self._next_claim = loop.time() + self._claim_every
             out = await self._reclaim(room)
         while len(out) < room:
+            if self._recover:
+                # Entries of a lost reply first: whatever ">" returns now is newer than them.
+                out.extend(await self._lost(room - len(out)))
+                if self._recover or (out and loop.time() >= deadline):
+                    break
+                continue
             left = room - len(out)
             self._rotation = (self._rotation + 1) % len(self.partitions)
             order = self.partitions[self._rotation :] + self.partitions[: self._rotation]
@@ -181,10 +267,15 @@ class RedisStreamsConsumer(ConsumerBase):
             remaining = deadline - loop.time()
             # BLOCK 0 would block forever; cap each wait so reclaiming keeps its rhythm.
             block = None if out or remaining < 0.001 else int(min(remaining, self._claim_every) * 1000) or 1
-            with translate_errors("redis: XREADGROUP failed", _ERRORS):
-                reply = await self._bus.client.xreadgroup(
-                    self.group, self.name, {self._keys[p]: ">" for p in chosen}, count=count, block=block
-                )
+            streams: dict[Any, Any] = {self._keys[p]: ">" for p in chosen}
+            read = partial(
+                self._bus.reads.xreadgroup, self.group, self.name, streams, count=count, block=block
+            )
+            reply = await self._once("XREADGROUP", read)
+            if reply is _LOST:
+                if loop.time() >= deadline:
+                    break
+                continue
             got = [
                 self._delivery(self._parts[key], i, f, 0)
                 for key, entries in _streams(reply)
@@ -226,7 +317,12 @@ class RedisStreamsConsumer(ConsumerBase):
     async def _nack(self, items: list[Delivery], delay: float) -> None:
         # Idle = visibility - delay: XAUTOCLAIM (min idle = visibility) takes it after `delay`.
         await self._claim(items, max(0, self._vt_ms - math.ceil(delay * 1000)))
-        self._next_claim = min(self._next_claim, asyncio.get_running_loop().time() + delay)
+        now = asyncio.get_running_loop().time()
+        self._next_claim = min(self._next_claim, now + delay)
+        if len(self._given_back) > self.options.max_in_flight:  # others may have claimed them
+            self._given_back = {k: due for k, due in self._given_back.items() if due > now}
+        for d in items:
+            self._given_back[(d.partition, d.id)] = now + delay
 
     async def _touch(self, items: list[Delivery]) -> None:
         await self._claim(items, 0)
@@ -257,6 +353,13 @@ class RedisStreamsBus(TransportBase):
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), retries),
             retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError],
         )
+        # The consumers' reads (XREADGROUP, XAUTOCLAIM) go through a pool the driver never retries
+        # on: a retried read could hide a lost reply (see RedisStreamsConsumer._once).
+        pool = self._client.connection_pool
+        kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+        self._reads = aioredis.Redis.from_pool(
+            aioredis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
         self.publish_script = self._client.register_script(_PUBLISH)
         self.ack_script = self._client.register_script(_ACK_AND_TRIM)
         self._full: set[int] = set()
@@ -271,6 +374,11 @@ class RedisStreamsBus(TransportBase):
     def client(self) -> aioredis.Redis:
         """The Redis client."""
         return self._client
+
+    @property
+    def reads(self) -> aioredis.Redis:
+        """The client of the consumers' reads: same server and settings, never retried by the driver."""
+        return self._reads
 
     def stream(self, partition: int) -> str:
         """The stream key of ``partition``."""
@@ -325,6 +433,8 @@ class RedisStreamsBus(TransportBase):
         return consumer
 
     async def _close(self) -> None:
+        with contextlib.suppress(*_ERRORS):
+            await self._reads.aclose()
         if self._own_client:
             with contextlib.suppress(*_ERRORS):
                 await self._client.aclose()
