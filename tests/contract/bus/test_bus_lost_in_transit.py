@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from cutting_proxy import CuttingProxy
 
+from cutting_proxy import CuttingProxy
 from goalkeeper.bus import open_bus
 from goalkeeper.ports.bus import Consumer, Delivery, Transport
 from services import require, unique_name
