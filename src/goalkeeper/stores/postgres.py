@@ -97,8 +97,11 @@ _MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 )
 """(version, description, statements) in order; a new schema version appends an entry."""
 
-_COMMIT = "SELECT * FROM gk_commit(%s, %s, %s, %s, %s::text[], %s::text[], %s::text[], %s, %s::text[], %s)"
-_APPEND = "SELECT * FROM gk_append(%s, %s::text[], %s::text[], %s)"
+# Arrays go in binary (%b): psycopg dumps a text array in text format with a Python regex escape per
+# element, which costs ~20 us per JSON suggestion or metric point (100 us for 5 suggestions, against
+# 2 us in binary) and was a tenth of a worker's time per batch.
+_COMMIT = "SELECT * FROM gk_commit(%s, %s, %s, %s, %b::text[], %b::text[], %b::text[], %s, %b::text[], %s)"
+_APPEND = "SELECT * FROM gk_append(%s, %b::text[], %b::text[], %s)"
 
 
 class PostgresStore(SQLStore):
@@ -303,7 +306,7 @@ class PostgresStore(SQLStore):
         return results
 
     async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:
-        sql = "SELECT event_id FROM gk_inbox WHERE goal_id = %s AND event_id = ANY(%s::text[])"
+        sql = "SELECT event_id FROM gk_inbox WHERE goal_id = %s AND event_id = ANY(%b::text[])"
         return {row[0] for row in await self._fetch(sql, (goal_id, event_ids))}
 
     async def _append(self, events: list[EncodedEvent], now: float) -> AppendResult:
@@ -330,6 +333,6 @@ class PostgresStore(SQLStore):
     async def _mark_delivered(self, suggestion_ids: list[str]) -> int:
         sql = (
             "UPDATE gk_outbox SET delivered_at = %s WHERE delivered_at IS NULL "
-            "AND suggestion_id = ANY(%s::text[])"
+            "AND suggestion_id = ANY(%b::text[])"
         )
         return await self._execute(sql, (self.now(), suggestion_ids))
