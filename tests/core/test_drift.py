@@ -322,7 +322,7 @@ def test_snapshot_errors() -> None:
     snap = DriftEngine(GOAL).snapshot()
     for bad in (
         {**snap, "kind": "GoalDNA"},
-        {**snap, "schema": 2},
+        {**snap, "schema": 3},
         {k: v for k, v in snap.items() if k != "lengths"},
         {**snap, "lengths": [-1]},
         {**snap, "context": [[1]]},

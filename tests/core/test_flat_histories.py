@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import gc
 import json
+from typing import Any
+
+import pytest
 
 from goalkeeper.core.drift import DriftAssessment
 from goalkeeper.core.loop_keys import StepFacts
@@ -14,6 +17,8 @@ from goalkeeper.core.loop_rules import LoopSignal, SemanticJaccardDetector
 from goalkeeper.core.steps import Step
 from goalkeeper.core.text import jaccard
 from goalkeeper.core.tracker import GoalTracker, StepVerification
+from goalkeeper.core.weights import _FLAT_FIELDS
+from goalkeeper.errors import SnapshotError
 
 GOAL = "Book the cheapest direct flight from New York to Seattle on May 20"
 
@@ -129,3 +134,53 @@ def test_near_duplicate_window_matches_set_jaccard() -> None:
     )
     restored = SemanticJaccardDetector.restore(json.loads(json.dumps(detector.snapshot())))
     assert list(restored._window) == list(detector._window)
+
+
+def _as_schema_1(tracker_snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The same tracker snapshot with its histories in the object form schema 1 wrote."""
+    snap = json.loads(json.dumps(tracker_snapshot))
+    drift, loops, weights = snap["drift_engine"], snap["loops"], snap["weights"]
+    drift.update(schema=1, history=[DriftAssessment.flat_dict(tuple(a)) for a in drift["history"]])
+    loops.update(schema=1, history=[LoopEvent.compact_dict(e) for e in loops["history"]])
+    weights.update(schema=1, history=[dict(zip(_FLAT_FIELDS, r, strict=True)) for r in weights["history"]])
+    return snap
+
+
+def test_snapshots_are_compact_and_schema_1_snapshots_still_restore() -> None:
+    tracker = GoalTracker(GOAL)
+    _run(tracker)
+    snap = tracker.snapshot()
+    for part in ("drift_engine", "loops", "weights"):
+        assert snap[part]["schema"] == 2
+        assert snap[part]["history"]
+        assert all(isinstance(entry, list) for entry in snap[part]["history"])
+    old = _as_schema_1(snap)
+    assert isinstance(old["loops"]["history"][0], dict)
+    restored = GoalTracker.restore(old)
+    assert restored.snapshot() == snap
+    assert restored.drift_engine.get_history() == tracker.drift_engine.get_history()
+    assert restored.loops.loop_history == tracker.loops.loop_history
+    assert restored.weights.get_recent_changes(100) == tracker.weights.get_recent_changes(100)
+    compact = len(json.dumps(snap))
+    assert compact < 0.8 * len(json.dumps(old))  # the histories' keys are no longer repeated
+
+
+def test_malformed_compact_history_entries_are_snapshot_errors() -> None:
+    tracker = GoalTracker(GOAL)
+    _run(tracker)
+    snap = json.loads(json.dumps(tracker.snapshot()))
+    breakages = [
+        ("drift_engine", [1, 2, 3]),
+        ("drift_engine", {"score": 0.1}),
+        ("drift_engine", [*snap["drift_engine"]["history"][0][:-1], "late"]),
+        ("loops", ["exact_repeat"]),
+        ("loops", [*snap["loops"]["history"][0][:1], [1, 2], *snap["loops"]["history"][0][2:]]),
+        ("loops", [*snap["loops"]["history"][0][:1], ["x"] * 6, *snap["loops"]["history"][0][2:]]),
+        ("weights", snap["weights"]["history"][0][:-1]),
+        ("weights", [*snap["weights"]["history"][0][:-1], "sideways"]),
+    ]
+    for part, entry in breakages:
+        broken = json.loads(json.dumps(snap))
+        broken[part]["history"] = [entry]
+        with pytest.raises(SnapshotError):
+            GoalTracker.restore(broken)

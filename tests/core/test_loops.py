@@ -761,7 +761,7 @@ def test_snapshot_is_json_and_restores():
     d.reset()
     snap = d.snapshot()
     assert snap["kind"] == "MultiResolutionLoopDetector"
-    assert snap["schema"] == 1
+    assert snap["schema"] == 2
     again = MultiResolutionLoopDetector.restore(json.loads(json.dumps(snap)))
     assert again.snapshot() == snap
     assert again.loop_history == d.loop_history
@@ -772,7 +772,7 @@ def test_restore_rejects_bad_snapshots():
     with pytest.raises(SnapshotError, match="expected a MultiResolutionLoopDetector"):
         MultiResolutionLoopDetector.restore(snap | {"kind": "DriftEngine"})
     with pytest.raises(SnapshotError, match="schema"):
-        MultiResolutionLoopDetector.restore(snap | {"schema": 2})
+        MultiResolutionLoopDetector.restore(snap | {"schema": 3})
     for name in ("policy", "detectors", "risk", "memory", "level", "history"):
         with pytest.raises(SnapshotError, match=name):
             MultiResolutionLoopDetector.restore({k: v for k, v in snap.items() if k != name})
@@ -786,6 +786,8 @@ def test_restore_rejects_bad_snapshots():
         MultiResolutionLoopDetector.restore(snap | {"memory": [["a"]]})
     with pytest.raises(SnapshotError):
         MultiResolutionLoopDetector.restore(snap | {"history": [{"loop_type": "exact_repeat"}]})
+    with pytest.raises(SnapshotError):
+        MultiResolutionLoopDetector.restore(snap | {"history": [["exact_repeat", [], 0.5]]})
 
 
 # -- properties ---------------------------------------------------------------------------------

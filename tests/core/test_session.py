@@ -800,7 +800,8 @@ def test_audit_trails_are_bounded_and_never_change_a_decision() -> None:
     assert len(large._tracker.weights.get_recent_changes(10_000)) > 24
     assert len(tracker.weights.get_recent_changes(10_000)) == 24
     assert len(tracker.drift_engine.get_history()) == 24
-    assert len(json.dumps(small.snapshot())) < len(json.dumps(large.snapshot())) * 0.6
+    # The histories are compact arrays, so the bound saves less than it did with objects: still a third.
+    assert len(json.dumps(small.snapshot())) < len(json.dumps(large.snapshot())) * 0.7
     assert len(tracker.verifications) == 24  # the in-process verdict view follows the audit tail
     assert len(large._tracker.verifications) == 120
     restored = GoalSession.restore(small.snapshot())

@@ -410,7 +410,7 @@ def test_snapshot_roundtrip_and_errors():
     e.set_goal_metric("loop_risk", 0.4, reason="r")
     snap = e.snapshot()
     assert snap["kind"] == "WeightEngine"
-    assert snap["schema"] == 1
+    assert snap["schema"] == 2
     restored = roundtrip(e)
     assert restored.snapshot() == snap
     assert restored.learning_rates.behavioral == 0.2
@@ -423,7 +423,7 @@ def test_snapshot_roundtrip_and_errors():
 
     bad_fixed = json.loads(json.dumps(snap["fixed"]))
     bad_fixed["goal_alignment"]["loop_risk"] = 1.5
-    bad_history = [dict(snap["history"][0], mode="weird")]
+    bad_history = [[*snap["history"][0][:-1], "weird"]]  # mode is the last field
     for data in (
         None,
         broken(kind="DualProcessRouter"),

@@ -146,6 +146,15 @@ _ACTION_OF: Mapping[str, DriftAction] = {a.value: a for a in DriftAction}
 #: not traverse their assessments on every full collection. It is one level deep on purpose: a young
 #: collection untracks a tuple only once the tuples inside it are untracked, one level per collection.
 DriftFlat = tuple[float, float, float, float, float, float, str, str, str, int, float]
+_FLAT_KEYS = (
+    "score",
+    *SIGNAL_WEIGHTS,
+    "severity",
+    "recommended_action",
+    "explanation",
+    "step_number",
+    "timestamp",
+)
 
 
 def severity_for_score(score: float) -> DriftSeverity:
@@ -286,7 +295,8 @@ class DriftEngine:
     """
 
     KIND = "DriftEngine"
-    SCHEMA = 1
+    #: 2: ``history`` entries are :data:`DriftFlat` arrays (1: objects, still restored).
+    SCHEMA = 2
 
     def __init__(
         self,
@@ -586,7 +596,7 @@ class DriftEngine:
             "context": [sorted(words) for words in self._context],
             "lengths": list(self._lengths),
             "max_history": self.max_history,
-            "history": [DriftAssessment.flat_dict(a) for a in self._history],
+            "history": [list(a) for a in self._history],
             "step": self._step,
             "tokens": self._tokens,
             "surprise": self._surprise,
@@ -601,7 +611,7 @@ class DriftEngine:
             SnapshotError: wrong kind or schema, a missing or malformed field, or an embedder mismatch.
         """
         k = cls.KIND
-        d = check_header(data, k, (cls.SCHEMA,))
+        d = check_header(data, k, (1, cls.SCHEMA))
         dna = GoalDNA.restore(field(d, "goal_dna", dict, k), embedder=embedder)
         try:
             obj = cls(
@@ -618,7 +628,13 @@ class DriftEngine:
             for words in field(d, "context", list, k):
                 obj._push_context(frozenset(check_str("context", w) for w in words))
             obj._lengths.extend(check_count("lengths", n) for n in field(d, "lengths", list, k))
-            obj._history.extend(DriftAssessment.from_dict(a).flat() for a in field(d, "history", list, k))
+            compact = d["schema"] == cls.SCHEMA
+            for a in field(d, "history", list, k):
+                if compact:  # validated as the object form is
+                    if not isinstance(a, list) or len(a) != len(_FLAT_KEYS):
+                        raise SnapshotError(f"{k} history entry is not an array of {len(_FLAT_KEYS)} values")
+                    a = DriftAssessment.flat_dict(tuple(a))
+                obj._history.append(DriftAssessment.from_dict(a).flat())
             obj._step = check_count("step", field(d, "step", int, k))
             obj._tokens = check_count("tokens", field(d, "tokens", int, k))
             obj._surprise = snapshot_number(field(d, "surprise", float, k))

@@ -414,6 +414,19 @@ class LoopEvent:
         data["tried_approaches"] = list(flat[3])
         return data
 
+    @staticmethod
+    def compact_dict(entry: object) -> dict[str, Any]:
+        """The object form of a snapshot's compact history entry (an :data:`EventFlat` as an array),
+        for :meth:`from_dict` to validate; raises :class:`SnapshotError` if it is not one."""
+        if not isinstance(entry, list) or len(entry) != len(_EVENT_KEYS):
+            raise SnapshotError(f"LoopEvent entry is not an array of {len(_EVENT_KEYS)} values")
+        signals, tried = entry[1], entry[3]
+        if not isinstance(signals, list) or len(signals) % 6 or not isinstance(tried, list):
+            raise SnapshotError("LoopEvent entry has malformed signals or tried approaches")
+        data = dict(zip(_EVENT_KEYS, entry, strict=True))
+        data["signals"] = [LoopSignal.flat_dict(s) for s in _signal_flats(tuple(signals))]
+        return data
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoopEvent:
         """Rebuild an event written by :meth:`to_dict`; raises :class:`SnapshotError` if malformed."""

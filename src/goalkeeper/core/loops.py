@@ -89,6 +89,9 @@ class MultiResolutionLoopDetector:
     """
 
     KIND = "MultiResolutionLoopDetector"
+    #: 2: ``history`` entries are :data:`~goalkeeper.core.loop_policy.EventFlat` arrays (1: objects,
+    #: still restored).
+    SCHEMA = 2
 
     def __init__(
         self,
@@ -380,12 +383,12 @@ class MultiResolutionLoopDetector:
 
     def snapshot(self) -> dict[str, Any]:
         """Return the whole state as a JSON-able dict (see :meth:`restore`)."""
-        data = _snapshot.header(self.KIND, 1)
+        data = _snapshot.header(self.KIND, self.SCHEMA)
         data.update(
             policy=self.policy.to_dict(),
             step_number=self._step_number,
             total_loops=self._total_loops,
-            history=[LoopEvent.flat_dict(e) for e in self._history],
+            history=[[e[0], list(e[1]), e[2], list(e[3]), *e[4:]] for e in self._history],
             time=self._time,
             risk=self._risk,
             level=self._level.value,
@@ -409,7 +412,7 @@ class MultiResolutionLoopDetector:
             SnapshotError: wrong kind or schema, or a missing or malformed field.
         """
         kind = cls.KIND
-        snap = _snapshot.check_header(data, kind, (1,))
+        snap = _snapshot.check_header(data, kind, (1, cls.SCHEMA))
         get = _snapshot.field
         try:
             policy = LoopPolicy.from_dict(get(snap, "policy", dict, kind))
@@ -422,7 +425,11 @@ class MultiResolutionLoopDetector:
                 f"{kind} snapshot has {len(detectors)} detectors, the policy needs {len(obj._detectors)}"
             )
         obj._use([type(d).restore(s) for d, s in zip(obj._detectors, detectors, strict=True)])
-        obj._history.extend(LoopEvent.from_dict(e).flat() for e in get(snap, "history", list, kind))
+        compact = snap["schema"] == cls.SCHEMA
+        for e in get(snap, "history", list, kind):
+            if compact:  # validated as the object form is
+                e = LoopEvent.compact_dict(e)
+            obj._history.append(LoopEvent.from_dict(e).flat())
         obj._step_number = get(snap, "step_number", int, kind)
         obj._total_loops = get(snap, "total_loops", int, kind)
         obj._time = get(snap, "time", float, kind)

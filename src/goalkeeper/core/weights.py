@@ -89,7 +89,8 @@ class WeightEngine:
     """
 
     _KIND = "WeightEngine"
-    _SCHEMA = 1
+    #: 2: ``history`` entries are arrays in ``_FLAT_FIELDS`` order (1: objects, still restored).
+    _SCHEMA = 2
 
     def __init__(
         self,
@@ -375,7 +376,7 @@ class WeightEngine:
             "fixed": {c.value: dict(v) for c, v in self._fixed.items() if v},
             "dynamic": {c.value: [[k, w] for k, w in v.items()] for c, v in self._dynamic.items()},
             "momentum": dict(self._momentum),
-            "history": [dict(zip(_FLAT_FIELDS, flat, strict=True)) for flat in self._history],
+            "history": [list(flat) for flat in self._history],
             "total_updates": self._total_updates,
         }
 
@@ -387,7 +388,8 @@ class WeightEngine:
             SnapshotError: wrong kind or schema, or a missing or malformed field.
         """
         k = cls._KIND
-        data = check_header(data, k, (cls._SCHEMA,))
+        data = check_header(data, k, (1, cls._SCHEMA))
+        compact = data["schema"] == cls._SCHEMA
         try:
             engine = cls(
                 LearningRates(**field(data, "learning_rates", dict, k)),
@@ -410,6 +412,10 @@ class WeightEngine:
             for key in BEHAVIORAL_DEFAULTS:
                 engine._momentum[key] = check_number("momentum", momentum[key], -2.0, 2.0)
             for rec in field(data, "history", list, k):
+                if compact:
+                    if not isinstance(rec, list) or len(rec) != len(_FLAT_FIELDS):
+                        _raise(f"history entry is not an array of {len(_FLAT_FIELDS)} values")
+                    rec = dict(zip(_FLAT_FIELDS, rec, strict=True))
                 update = WeightUpdate(
                     rec["category"], rec["key"], rec["delta"], rec["reason"], rec["timestamp"], rec["source"]
                 )
