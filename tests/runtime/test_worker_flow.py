@@ -138,6 +138,59 @@ async def test_events_already_applied_are_skipped(tmp_path: Path) -> None:
         assert after.snapshot == before.snapshot
 
 
+class _GoalByGoalStore:
+    """A store written against the protocol alone (no ``applied_event_ids_many``), counting inbox reads."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.inbox_reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "applied_event_ids_many":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    async def applied_event_ids(self, goal_id: str, event_ids: Any) -> set[str]:
+        self.inbox_reads += 1
+        found: set[str] = await self._inner.applied_event_ids(goal_id, event_ids)
+        return found
+
+
+@pytest.mark.parametrize("batched", [True, False])
+async def test_the_inbox_is_read_once_per_batch_or_goal_by_goal(tmp_path: Path, batched: bool) -> None:
+    """Built-in stores answer a batch's inbox check in one call; other stores are asked per goal.
+    Either way, already-applied events are skipped and the rest applied as in a clean run."""
+    events = [e for g in ("g1", "g2", "g3") for e in goal_events(g, 4)]
+    async with open_store(f"sqlite:///{tmp_path / 'gk.db'}") as inner:
+        await inner.commit(Commit("g2", 0, clean_run(events[5:7])[0]["g2"], event_ids=["g2-0", "g2-1"]))
+        store: Any = inner if batched else _GoalByGoalStore(inner)
+        calls: list[dict[str, list[str]]] = []
+        if batched:
+            many = inner.applied_event_ids_many
+
+            async def spy(wanted: dict[str, list[str]]) -> dict[str, set[str]]:
+                calls.append(wanted)
+                found: dict[str, set[str]] = await many(wanted)
+                return found
+
+            inner.applied_event_ids_many = spy  # type: ignore[method-assign]
+        async with open_bus("memory://?partitions=1") as bus:
+            await bus.publish_many(events)
+            async with GoalFeedbackWorker(store, bus, config=FAST) as w:
+                stats = await w.run_until_idle(20)
+        assert stats.events_skipped == 2  # g2-0 and g2-1 were in g2's inbox
+        assert stats.events_applied == len(events) - 2
+        if batched:
+            assert calls
+            assert sorted(calls[0]) == ["g1", "g2", "g3"]  # one call for the whole batch
+        else:
+            assert store.inbox_reads >= 3
+        for goal_id in ("g1", "g3"):
+            record = await inner.load(goal_id)
+            assert record is not None
+            assert record.snapshot == clean_run([e for e in events if e["goal_id"] == goal_id])[0][goal_id]
+
+
 async def test_a_compare_and_set_conflict_reloads_and_retries() -> None:
     events = goal_events("g1", 2)
     more = goal_events("g1", 2, start=3)

@@ -271,6 +271,26 @@ class BaseStore:
         with self._errors("read inbox"):
             return await self._applied(goal_id, ids)
 
+    async def applied_event_ids_many(self, wanted: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
+        """:meth:`applied_event_ids` for several goals in one call (one round trip on the server
+        backends): for each goal id of ``wanted``, which of its event ids are in its inbox.
+
+        The worker checks every goal of a batch with it. It is not part of the
+        :class:`~goalkeeper.ports.store.StateStore` protocol: a store without it is asked goal by goal.
+        """
+        if not isinstance(wanted, Mapping):
+            raise InvalidInputError(f"must be a mapping of goal id to event ids, got {type(wanted).__name__}",
+                                    field="wanted")  # fmt: skip
+        checked: dict[str, list[str]] = {}
+        for goal_id, event_ids in wanted.items():
+            checked[_check_goal_id(goal_id)] = _check_ids(event_ids, "event_ids")
+        asked = {goal_id: ids for goal_id, ids in checked.items() if ids}
+        found: dict[str, set[str]] = {}
+        if asked:
+            with self._errors("read inbox"):
+                found = await self._applied_many(asked)
+        return {goal_id: found.get(goal_id, set()) for goal_id in checked}
+
     async def append_events(self, events: Sequence[Mapping[str, Any]]) -> AppendResult:
         """Append events to their goals' logs (atomic; duplicates by event id skipped and reported)."""
         encoded: list[EncodedEvent] = []
@@ -425,6 +445,10 @@ class BaseStore:
 
     async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:
         raise NotImplementedError
+
+    async def _applied_many(self, wanted: dict[str, list[str]]) -> dict[str, set[str]]:
+        """Backends with a cheaper way override this; the default asks goal by goal."""
+        return {goal_id: await self._applied(goal_id, ids) for goal_id, ids in wanted.items()}
 
     async def _append(self, events: list[EncodedEvent], now: float) -> AppendResult:
         raise NotImplementedError

@@ -309,6 +309,18 @@ class PostgresStore(SQLStore):
         sql = "SELECT event_id FROM gk_inbox WHERE goal_id = %s AND event_id = ANY(%b::text[])"
         return {row[0] for row in await self._fetch(sql, (goal_id, event_ids))}
 
+    async def _applied_many(self, wanted: dict[str, list[str]]) -> dict[str, set[str]]:
+        goals = [goal_id for goal_id, ids in wanted.items() for _ in ids]
+        ids = [event_id for event_ids in wanted.values() for event_id in event_ids]
+        sql = (
+            "SELECT i.goal_id, i.event_id FROM gk_inbox i "
+            "JOIN unnest(%b::text[], %b::text[]) AS w(goal_id, event_id) USING (goal_id, event_id)"
+        )
+        found: dict[str, set[str]] = {}
+        for goal_id, event_id in await self._fetch(sql, (goals, ids)):
+            found.setdefault(goal_id, set()).add(event_id)
+        return found
+
     async def _append(self, events: list[EncodedEvent], now: float) -> AppendResult:
         by_goal: dict[str, list[EncodedEvent]] = {}
         for event in events:

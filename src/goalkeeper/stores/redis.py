@@ -261,6 +261,16 @@ class RedisStore(BaseStore):
         scores = await self._r.zmscore(self._k("in:", goal_id), event_ids)
         return {e for e, score in zip(event_ids, scores, strict=True) if score is not None}
 
+    async def _applied_many(self, wanted: dict[str, list[str]]) -> dict[str, set[str]]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for goal_id, ids in wanted.items():
+                pipe.zmscore(self._k("in:", goal_id), ids)
+            replies = await pipe.execute()
+        return {
+            goal_id: {e for e, score in zip(ids, scores, strict=True) if score is not None}
+            for (goal_id, ids), scores in zip(wanted.items(), replies, strict=True)
+        }
+
     async def _append(self, events: list[EncodedEvent], now: float) -> AppendResult:
         header = json.dumps([[e.goal_id, e.event_id] for e in events])
         rows = await self._append_script(args=[self.prefix, repr(now), header, *(e.payload for e in events)])

@@ -338,6 +338,14 @@ class SQLiteStore(SQLStore):
         sql = "SELECT event_id FROM gk_inbox WHERE goal_id = ? AND event_id IN ({})"
         return await self._call(_existing, self._db, sql, (goal_id,), event_ids)
 
+    async def _applied_many(self, wanted: dict[str, list[str]]) -> dict[str, set[str]]:
+        sql = "SELECT event_id FROM gk_inbox WHERE goal_id = ? AND event_id IN ({})"
+
+        def read() -> dict[str, set[str]]:  # one trip to the store's thread for every goal
+            return {goal_id: _existing(self._db, sql, (goal_id,), ids) for goal_id, ids in wanted.items()}
+
+        return await self._call(read)
+
     async def _append(self, events: list[EncodedEvent], now: float) -> AppendResult:
         return await self._call(self._write, partial(self._append_sync, events, now))
 

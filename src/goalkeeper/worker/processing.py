@@ -226,8 +226,8 @@ class GoalProcessor:
         attempt = 0
         while pending:
             commits: list[tuple[_GoalWork, Commit, list[dict[str, Any]], list[dict[str, Any]]]] = []
+            await self._prepare_all(pending)
             for work in pending:
-                await self._prepare(work)
                 if not work.applied:  # all duplicates or poison: nothing to commit, keep the cache
                     self._finish_unchanged(work, result)
                     continue
@@ -303,16 +303,40 @@ class GoalProcessor:
             return self._factory(goal_id), 0
         return self._restorer(record.snapshot), record.version
 
-    async def _prepare(self, work: _GoalWork) -> None:
-        """Apply the goal's events to its session (from scratch: this may be a retry)."""
+    async def _inboxes(self, pending: list[_GoalWork]) -> dict[str, set[str]]:
+        """Which events of each goal are already applied: one store call for the whole batch when the
+        store offers ``applied_event_ids_many`` (every built-in store does), else one per goal."""
+        wanted = {work.goal_id: [e.event_id for _, e in work.items] for work in pending}
+        many = getattr(self.store, "applied_event_ids_many", None)
+        if many is None:
+            return {
+                goal_id: await self.store.applied_event_ids(goal_id, ids) for goal_id, ids in wanted.items()
+            }
+        found: dict[str, set[str]] = await many(wanted)
+        return found
+
+    async def _prepare_all(self, pending: list[_GoalWork]) -> None:
+        """Apply every goal's events (from scratch: this may be a retry)."""
+        # Sessions first, then the inboxes: an event in a loaded snapshot is then always in the inbox
+        # read (they are committed together), and one committed after the load makes our commit lose
+        # its compare-and-set.
+        for work in pending:
+            await self._checkout(work)
+        inboxes = await self._inboxes(pending)
+        for work in pending:
+            await self._prepare(work, inboxes[work.goal_id])
+
+    async def _checkout(self, work: _GoalWork) -> None:
+        """The goal's session and version, from the cache or the store (from scratch on a retry)."""
         work.applied, work.skipped, work.poison = [], 0, []
         cached = self.cache.get(work.goal_id)
-        if cached is None:
-            session, version = await self._load(work.goal_id)
-        else:
-            session, version = cached
-        work.version = version
-        done = await self.store.applied_event_ids(work.goal_id, [e.event_id for _, e in work.items])
+        work.session, work.version = await self._load(work.goal_id) if cached is None else cached
+
+    async def _prepare(self, work: _GoalWork, done: set[str]) -> None:
+        """Apply the goal's events to its checked-out session; ``done`` are the ids of its events the
+        store's inbox held after the checkout."""
+        session = work.session
+        assert session is not None
         for delivery, event in work.items:
             if event.event_id in done:
                 work.skipped += 1

@@ -191,6 +191,27 @@ async def test_duplicate_event_ids_are_reported_and_skipped(store: BaseStore) ->
     assert await store.applied_event_ids("g1", []) == set()
 
 
+async def test_applied_event_ids_for_many_goals_at_once(store: BaseStore) -> None:
+    await store.commit(Commit("g1", 0, {}, event_ids=["e1", "e2"]))
+    await store.commit(Commit("g2", 0, {}, event_ids=["e1", "x"]))
+    ids = [f"e{i}" for i in range(1200)]  # more than one SQL statement's worth of parameters
+    await store.commit(Commit("big", 0, {}, event_ids=ids[::2]))
+    found = await store.applied_event_ids_many(
+        {"g1": ["e1", "e3", "x"], "g2": ("e1", "e2", "x"), "none": ["e1"], "empty": [], "big": ids}
+    )
+    assert found == {"g1": {"e1"}, "g2": {"e1", "x"}, "none": set(), "empty": set(), "big": set(ids[::2])}
+    # The same answers as asking goal by goal.
+    for goal_id, wanted in (("g1", ["e1", "e3", "x"]), ("g2", ["e1", "e2", "x"]), ("big", ids)):
+        assert await store.applied_event_ids(goal_id, wanted) == found[goal_id]
+    assert await store.applied_event_ids_many({}) == {}
+    with pytest.raises(InvalidInputError):
+        await store.applied_event_ids_many([("g1", ["e1"])])  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        await store.applied_event_ids_many({"": ["e1"]})
+    with pytest.raises(InvalidInputError):
+        await store.applied_event_ids_many({"g1": [3]})  # type: ignore[list-item]
+
+
 async def test_inbox_keeps_the_newest_ids_per_goal(store_url: str) -> None:
     async with open_store(with_options(store_url, inbox_keep=3)) as s:
         assert s.inbox_keep == 3
