@@ -236,7 +236,17 @@ class Detector:
         """Recompute derived indexes after a restore (default: nothing derived)."""
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _to_json(value: Any) -> Any:
+    # Exact types first, scalars inline (a snapshot per goal per worker batch serialises every window);
+    # subclasses (enum members, named tuples) take the general path below.
+    kind = type(value)
+    if kind is deque or kind is tuple or kind is list:
+        return [v if type(v) in _SCALARS else _to_json(v) for v in value]
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else _to_json(v) for k, v in value.items()}
     if isinstance(value, deque):
         return [_to_json(v) for v in value]
     if isinstance(value, (frozenset, set)):
