@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from goalkeeper.bus import open_bus
+from goalkeeper.ports.bus import Transport
+from services import require, unique_name
 
 
 class CuttingProxy:
@@ -97,3 +103,36 @@ class CuttingProxy:
         finally:
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def proxied_buses(
+    kind: str, stem: str, visibility: float
+) -> AsyncIterator[tuple[CuttingProxy, Transport, Transport]]:
+    """(proxy, bus straight to the ``kind`` server, bus through the proxy), one partition, on a fresh
+    prefix that is deleted afterwards."""
+    base = require(kind)
+    parts = urlsplit(base)
+    proxy = CuttingProxy(parts.hostname or "127.0.0.1", parts.port or (6379 if kind == "redis" else 4222))
+    await proxy.start()
+    prefix = unique_name(stem)
+    options = f"partitions=1&visibility_timeout={visibility}&prefix={prefix}"
+    direct = open_bus(f"{base}?{options}")
+    via = open_bus(f"{parts._replace(netloc=f'127.0.0.1:{proxy.port}').geturl()}?{options}")
+    try:
+        await direct.start()
+        await via.start()
+        yield proxy, direct, via
+    finally:
+        with contextlib.suppress(Exception):
+            await via.close()
+        await proxy.close()
+        raw: Any = direct
+        if kind == "redis":
+            keys = [k async for k in raw.client.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await raw.client.delete(*keys)
+        else:
+            with contextlib.suppress(Exception):
+                await raw.js.delete_stream(f"{prefix}_bus_0")
+        await direct.close()

@@ -9,22 +9,18 @@ afterwards. The worker must apply all ten, in publish order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from runtime_support import goal_events
 
-from cutting_proxy import CuttingProxy
-from goalkeeper.bus import open_bus
+from cutting_proxy import CuttingProxy, proxied_buses
 from goalkeeper.ports.bus import Transport
 from goalkeeper.ports.store import StateStore
 from goalkeeper.stores import open_store
 from goalkeeper.worker import GoalFeedbackWorker, WorkerConfig
-from services import require, unique_name
+from services import unique_name
 
 VISIBILITY = 2.0
 
@@ -38,31 +34,8 @@ VISIBILITY = 2.0
 async def buses(request: pytest.FixtureRequest) -> AsyncIterator[tuple[CuttingProxy, Transport, Transport]]:
     """(proxy, bus straight to the server, bus through the proxy) on a fresh prefix."""
     kind: str = request.param
-    base = require(kind)
-    parts = urlsplit(base)
-    proxy = CuttingProxy(parts.hostname or "127.0.0.1", parts.port or (6379 if kind == "redis" else 4222))
-    await proxy.start()
-    prefix = unique_name("gkcutw")
-    options = f"partitions=1&visibility_timeout={VISIBILITY}&prefix={prefix}"
-    direct = open_bus(f"{base}?{options}")
-    via = open_bus(f"{parts._replace(netloc=f'127.0.0.1:{proxy.port}').geturl()}?{options}")
-    try:
-        await direct.start()
-        await via.start()
+    async with proxied_buses(kind, "gkcutw", VISIBILITY) as (proxy, direct, via):
         yield proxy, direct, via
-    finally:
-        with contextlib.suppress(Exception):
-            await via.close()
-        await proxy.close()
-        raw: Any = direct
-        if kind == "redis":
-            keys = [k async for k in raw.client.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await raw.client.delete(*keys)
-        else:
-            with contextlib.suppress(Exception):
-                await raw.js.delete_stream(f"{prefix}_bus_0")
-        await direct.close()
 
 
 async def _applied(store: StateStore, goal: str, n: int, within: float) -> list[str]:

@@ -11,18 +11,14 @@ server redelivers them, newer messages of the partition held back until then), m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from cutting_proxy import CuttingProxy
-from goalkeeper.bus import open_bus
+from cutting_proxy import CuttingProxy, proxied_buses
 from goalkeeper.ports.bus import Consumer, Delivery, Transport
-from services import require, unique_name
+from services import unique_name
 
 VISIBILITY = 2.0
 
@@ -36,34 +32,10 @@ VISIBILITY = 2.0
 async def setup(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[str, CuttingProxy, Transport, Transport]]:
-    """(kind, proxy, bus straight to the server, bus through the proxy) on a fresh prefix."""
+    """(proxy, bus straight to the server, bus through the proxy) on a fresh prefix."""
     kind: str = request.param
-    base = require(kind)
-    parts = urlsplit(base)
-    proxy = CuttingProxy(parts.hostname or "127.0.0.1", parts.port or (6379 if kind == "redis" else 4222))
-    await proxy.start()
-    prefix = unique_name("gkcut")
-    options = f"partitions=1&visibility_timeout={VISIBILITY}&prefix={prefix}"
-    direct = open_bus(f"{base}?{options}")
-    via = open_bus(f"{parts._replace(netloc=f'127.0.0.1:{proxy.port}').geturl()}?{options}")
-    try:
-        await direct.start()
-        await via.start()
+    async with proxied_buses(kind, "gkcut", VISIBILITY) as (proxy, direct, via):
         yield kind, proxy, direct, via
-    finally:
-        with contextlib.suppress(Exception):
-            await via.close()
-        await proxy.close()
-        raw: Any = direct
-        if kind == "redis":
-            client = raw.client
-            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await client.delete(*keys)
-        else:
-            with contextlib.suppress(Exception):
-                await raw.js.delete_stream(f"{prefix}_bus_0")
-        await direct.close()
 
 
 async def _take(consumer: Consumer, n: int, within: float) -> list[Delivery]:
