@@ -44,6 +44,7 @@ from ..errors import ConfigurationError, InvalidInputError, SnapshotError
 from ._checks import check_count, check_now, check_number, check_str, clip01, config_int, snapshot_number
 from ._snapshot import check_header, field, header, scalar_fields
 from .goal_dna import (
+    SEVERITY_OF,
     DriftEvent,
     DriftSeverity,
     DriftTrend,
@@ -136,7 +137,6 @@ _ACTIONS: Mapping[DriftSeverity, DriftAction] = {
 
 
 _SEVERITY_TEXT: Mapping[DriftSeverity, str] = {sev: sev.value for sev in DriftSeverity}
-_SEVERITY_OF: Mapping[str, DriftSeverity] = {sev.value: sev for sev in DriftSeverity}
 _ACTION_TEXT: Mapping[DriftAction, str] = {a: a.value for a in DriftAction}
 _ACTION_OF: Mapping[str, DriftAction] = {a.value: a for a in DriftAction}
 
@@ -239,7 +239,7 @@ class DriftAssessment:
         return cls(
             flat[0],
             DriftSignals(flat[1], flat[2], flat[3], flat[4], flat[5]),
-            _SEVERITY_OF[flat[6]],
+            SEVERITY_OF[flat[6]],
             _ACTION_OF[flat[7]],
             flat[8],
             flat[9],

@@ -547,7 +547,8 @@ class GoalDNA:
 #: collector, so 200 retained events per goal add nothing to a full collection.
 _FlatEvent = tuple[int, float, str, str, float]
 _EVENT_FIELDS = ("step_number", "similarity", "action_text", "severity", "timestamp")
-_SEVERITIES = {s.value: s for s in DriftSeverity}
+#: ``DriftSeverity`` by value (flat records keep the value).
+SEVERITY_OF: Mapping[str, DriftSeverity] = {s.value: s for s in DriftSeverity}
 
 
 def _flat(event: DriftEvent) -> _FlatEvent:
@@ -556,4 +557,4 @@ def _flat(event: DriftEvent) -> _FlatEvent:
 
 def _event(flat: _FlatEvent) -> DriftEvent:
     step_number, similarity, action_text, severity, timestamp = flat
-    return DriftEvent(step_number, similarity, action_text, _SEVERITIES[severity], timestamp)
+    return DriftEvent(step_number, similarity, action_text, SEVERITY_OF[severity], timestamp)

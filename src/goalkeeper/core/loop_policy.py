@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -331,9 +331,9 @@ _LOOP_ACTION_OF: Mapping[str, LoopAction] = {a.value: a for a in LoopAction}
 EventFlat = tuple[str, tuple[Any, ...], float, tuple[str, ...], str, int, str, str, str, int, float]
 
 
-def _signal_flats(values: tuple[Any, ...]) -> list[SignalFlat]:
+def _signal_flats(values: Sequence[Any]) -> list[SignalFlat]:
     """Split an :data:`EventFlat`'s run of signal values into one :data:`SignalFlat` per signal."""
-    return [values[i : i + 6] for i in range(0, len(values), 6)]
+    return [tuple(values[i : i + 6]) for i in range(0, len(values), 6)]
 
 
 _EVENT_KEYS = (
@@ -407,8 +407,9 @@ class LoopEvent:
         )  # fmt: skip
 
     @staticmethod
-    def flat_dict(flat: EventFlat) -> dict[str, Any]:
-        """``unflat(flat).to_dict()`` without building the objects (snapshots write one per record)."""
+    def flat_dict(flat: Sequence[Any]) -> dict[str, Any]:
+        """``unflat(flat).to_dict()`` without building the objects; ``flat`` is an :data:`EventFlat`
+        or its array form in a snapshot."""
         data = dict(zip(_EVENT_KEYS, flat, strict=True))
         data["signals"] = [LoopSignal.flat_dict(s) for s in _signal_flats(flat[1])]
         data["tried_approaches"] = list(flat[3])
@@ -423,9 +424,7 @@ class LoopEvent:
         signals, tried = entry[1], entry[3]
         if not isinstance(signals, list) or len(signals) % 6 or not isinstance(tried, list):
             raise SnapshotError("LoopEvent entry has malformed signals or tried approaches")
-        data = dict(zip(_EVENT_KEYS, entry, strict=True))
-        data["signals"] = [LoopSignal.flat_dict(s) for s in _signal_flats(tuple(signals))]
-        return data
+        return LoopEvent.flat_dict(entry)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoopEvent:

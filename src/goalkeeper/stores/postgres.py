@@ -306,8 +306,7 @@ class PostgresStore(SQLStore):
         return results
 
     async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:
-        sql = "SELECT event_id FROM gk_inbox WHERE goal_id = %s AND event_id = ANY(%b::text[])"
-        return {row[0] for row in await self._fetch(sql, (goal_id, event_ids))}
+        return (await self._applied_many({goal_id: event_ids})).get(goal_id, set())
 
     async def _applied_many(self, wanted: dict[str, list[str]]) -> dict[str, set[str]]:
         goals = [goal_id for goal_id, ids in wanted.items() for _ in ids]

@@ -258,8 +258,7 @@ class RedisStore(BaseStore):
         return results
 
     async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:
-        scores = await self._r.zmscore(self._k("in:", goal_id), event_ids)
-        return {e for e, score in zip(event_ids, scores, strict=True) if score is not None}
+        return (await self._applied_many({goal_id: event_ids}))[goal_id]
 
     async def _applied_many(self, wanted: dict[str, list[str]]) -> dict[str, set[str]]:
         async with self._r.pipeline(transaction=False) as pipe:

@@ -335,8 +335,7 @@ class SQLiteStore(SQLStore):
         return results
 
     async def _applied(self, goal_id: str, event_ids: list[str]) -> set[str]:
-        sql = "SELECT event_id FROM gk_inbox WHERE goal_id = ? AND event_id IN ({})"
-        return await self._call(_existing, self._db, sql, (goal_id,), event_ids)
+        return (await self._applied_many({goal_id: event_ids}))[goal_id]
 
     async def _applied_many(self, wanted: dict[str, list[str]]) -> dict[str, set[str]]:
         sql = "SELECT event_id FROM gk_inbox WHERE goal_id = ? AND event_id IN ({})"
