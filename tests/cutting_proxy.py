@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 from goalkeeper.bus import open_bus
 from goalkeeper.ports.bus import Transport
-from services import require, unique_name
+from services import drop_bus_prefix, require, unique_name
 
 
 class CuttingProxy:
@@ -127,12 +126,5 @@ async def proxied_buses(
         with contextlib.suppress(Exception):
             await via.close()
         await proxy.close()
-        raw: Any = direct
-        if kind == "redis":
-            keys = [k async for k in raw.client.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await raw.client.delete(*keys)
-        else:
-            with contextlib.suppress(Exception):
-                await raw.js.delete_stream(f"{prefix}_bus_0")
         await direct.close()
+        await drop_bus_prefix(base, prefix, 1)

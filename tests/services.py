@@ -70,6 +70,29 @@ def unique_name(prefix: str = "gk") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+async def drop_bus_prefix(url: str, prefix: str, partitions: int) -> None:
+    """Remove what a test left on a shared broker under ``prefix``: its Redis keys, or the NATS
+    streams of its ``partitions`` partitions. Nothing to do for any other URL (the memory bus)."""
+    base = url.split("?")[0]
+    if url.startswith("redis"):
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(base)
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+    elif url.startswith("nats"):
+        import nats
+
+        nc = await nats.connect(base)
+        js = nc.jetstream()
+        for part in range(partitions):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(f"{prefix}_bus_{part}")
+        await nc.close()
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1."""
     with socket.socket() as s:

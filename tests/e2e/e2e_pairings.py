@@ -9,11 +9,12 @@ prefix; everything it created on the shared servers is removed afterwards. The b
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from services import drop_bus_prefix
 
 BUS_OPTIONS = "partitions=8&visibility_timeout=2&dedup_window=60"
 PARTITIONS = 8
@@ -44,20 +45,4 @@ async def cleanup(pair: Pairing, prefix: str, schema: str | None) -> None:
             pair.store_url.split("?")[0], autocommit=True
         ) as conn:
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    if pair.bus_url.startswith("redis"):
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(pair.bus_url.split("?")[0])
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-    elif pair.bus_url.startswith("nats"):
-        import nats
-
-        nc = await nats.connect(pair.bus_url.split("?")[0])
-        js = nc.jetstream()
-        for part in range(PARTITIONS):
-            with contextlib.suppress(Exception):
-                await js.delete_stream(f"{prefix}_bus_{part}")
-        await nc.close()
+    await drop_bus_prefix(pair.bus_url, prefix, PARTITIONS)

@@ -12,7 +12,6 @@ redelivers them in the order they *came due*. Two deterministic reproductions, w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -29,7 +28,7 @@ from goalkeeper.ports.store import Commit, CommitResult
 from goalkeeper.stores import open_store
 from goalkeeper.worker import GoalFeedbackWorker, WorkerConfig
 from goalkeeper.worker.leases import open_leases
-from services import require, unique_name
+from services import drop_bus_prefix, require, unique_name
 
 OPTIONS = "partitions=1&visibility_timeout=1"
 GROUP = "takeover-order"
@@ -52,21 +51,7 @@ async def bus_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     try:
         yield url
     finally:
-        if kind == "redis":
-            import redis.asyncio as aioredis
-
-            client = aioredis.Redis.from_url(require("redis"))
-            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-            if keys:
-                await client.delete(*keys)
-            await client.aclose()
-        else:
-            import nats
-
-            nc = await nats.connect(require("nats"))
-            with contextlib.suppress(Exception):
-                await nc.jetstream().delete_stream(f"{prefix}_bus_0")
-            await nc.close()
+        await drop_bus_prefix(url, prefix, 1)
 
 
 async def _die_holding(bus_url: str, lease_url: str, count: int) -> None:

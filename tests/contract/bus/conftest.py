@@ -8,7 +8,6 @@ partitions=4 with a 1-second visibility timeout so redelivery tests stay fast.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,28 +16,7 @@ from bus_backends import BUS_KINDS, BusTarget, Restartable, with_options
 
 from goalkeeper.bus import open_bus
 from goalkeeper.ports.bus import Transport
-from services import private_nats, private_redis, require, unique_name
-
-
-async def _cleanup(url: str, prefix: str) -> None:
-    """Remove what a test left on a shared server (its own prefix only)."""
-    if url.startswith("redis"):
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(url.split("?")[0])
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
-    elif url.startswith("nats"):
-        import nats
-
-        nc = await nats.connect(url.split("?")[0])
-        js = nc.jetstream()
-        for part in range(4):
-            with contextlib.suppress(Exception):
-                await js.delete_stream(f"{prefix}_bus_{part}")
-        await nc.close()
+from services import drop_bus_prefix, private_nats, private_redis, require, unique_name
 
 
 @pytest.fixture(params=BUS_KINDS)
@@ -48,7 +26,7 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     base = f"memory://{tmp_path}/bus.db" if kind == "memory" else require(kind)
     made = BusTarget(kind, base, unique_name("gkbus"))
     yield made
-    await _cleanup(made.url(), made.prefix)
+    await drop_bus_prefix(made.url(), made.prefix, 4)
 
 
 @pytest.fixture
